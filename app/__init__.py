@@ -1,0 +1,1 @@
+"""ConvScope: a web-based visualizer for convolutional neural networks."""

@@ -1,0 +1,41 @@
+"""The project's exceptions; each carries the HTTP status it maps to and a sentence for people."""
+
+
+class ConvScopeError(Exception):
+    """Base of every error ConvScope reports to a user."""
+
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidImage(ConvScopeError):
+    """The uploaded bytes are not an image we can read (empty, truncated, not an image)."""
+
+    status_code = 422
+
+
+class ImageTooLarge(ConvScopeError):
+    """The upload is bigger than the byte or pixel limit in the settings."""
+
+    status_code = 413
+
+
+class NotFound(ConvScopeError):
+    """A model, layer or sample that does not exist."""
+
+    status_code = 404
+
+
+class InvalidRequest(ConvScopeError):
+    """A request parameter that is well-formed JSON but makes no sense (bad target, NaN, ...)."""
+
+    status_code = 422
+
+
+class UntraceableModel(ConvScopeError):
+    """A model that torch.fx cannot turn into a layer graph."""
+
+    status_code = 422
