@@ -1,0 +1,1 @@
+"""The inspection engine: layer graphs and forward/backward probes for any nn.Module."""

@@ -1,0 +1,151 @@
+"""Forward and backward passes that record every layer's output and gradient, sharing no state.
+
+Each call runs the Graph's GraphModule through its own fx Interpreter: no hooks, no `.grad`
+writes, nothing stored on the module, so any number of threads may probe one Graph at once.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, SupportsIndex
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.fx import Node
+
+from app.engine.graph import Graph, Runner
+from app.errors import InvalidRequest
+
+LOSSES = ("cross_entropy", "mse", "logit")
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """The logits [1, K] and the recorded layer outputs (batch dim kept), all detached."""
+
+    output: Tensor
+    activations: dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class BackwardResult:
+    """A loss, and its gradients with respect to the input, layer outputs and layer parameters."""
+
+    loss: float
+    target: int
+    output: Tensor
+    input_gradient: Tensor
+    activations: dict[str, Tensor]
+    activation_gradients: dict[str, Tensor]
+    parameter_gradients: dict[str, dict[str, Tensor]]
+
+
+class _Recorder(Runner):
+    """Runs a Graph once, keeping the outputs of the chosen layers (autograd graph intact)."""
+
+    def __init__(self, graph: Graph, layers: list[str]) -> None:
+        super().__init__(graph.module, graph.inplace)
+        self.wanted = {graph.nodes[name]: name for name in layers}  # fx node name -> layer name
+        self.outputs: dict[str, Tensor] = {}
+
+    def run_node(self, n: Node) -> Any:
+        out = super().run_node(n)
+        layer = self.wanted.get(n.name)
+        if layer is not None:
+            self.outputs[layer] = out
+        return out
+
+
+def forward(graph: Graph, x: Tensor, layers: Iterable[str] | None = None) -> ForwardResult:
+    """Run the model on x [1, C, H, W] and return its logits and the chosen layers' outputs."""
+    names = _select(graph, layers)
+    x = _check_input(graph, x)
+    with torch.no_grad():
+        recorder = _Recorder(graph, names)
+        logits = recorder.run(x)
+    return ForwardResult(logits.detach(), {n: recorder.outputs[n].detach() for n in names})
+
+
+def backward(graph: Graph, x: Tensor, target: int | None = None, loss: str = "cross_entropy",
+             layers: Iterable[str] | None = None) -> BackwardResult:
+    """Run the model on x, then differentiate `loss` for `target` (default: the predicted class)."""
+    if loss not in LOSSES:
+        raise InvalidRequest(f"There is no loss called '{loss}'; choose one of: {', '.join(LOSSES)}.")
+    target = _integer(target)
+    names = _select(graph, layers)
+    # The caller's tensor is never touched: we differentiate with respect to our own leaf.
+    x_leaf = _check_input(graph, x).clone().requires_grad_(True)
+    with torch.enable_grad():
+        recorder = _Recorder(graph, names)
+        logits = recorder.run(x_leaf)
+        classes = logits.shape[1]
+        chosen = int(logits.argmax(1).item()) if target is None else target
+        if not 0 <= chosen < classes:
+            raise InvalidRequest(f"The target must be a class index from 0 to {classes - 1}; got {chosen}.")
+        value = _loss(logits, chosen, loss)
+        params = {(layer, key): graph.module.get_parameter(path)
+                  for layer in names for key, path in graph.parameter_paths.get(layer, {}).items()}
+        wrt = [x_leaf, *(recorder.outputs[n] for n in names), *params.values()]
+        # One autograd call for everything; tensors outside the autograd graph get zeros.
+        live = [t for t in wrt if t.requires_grad] if value.requires_grad else []
+        grads = dict(zip(map(id, live), torch.autograd.grad(value, live, allow_unused=True) if live else ()))
+    found = [_or_zeros(grads.get(id(t)), t) for t in wrt]
+    activation_grads = dict(zip(names, found[1 : 1 + len(names)]))
+    param_grads: dict[str, dict[str, Tensor]] = {}
+    for (layer, key), grad in zip(params, found[1 + len(names) :]):
+        param_grads.setdefault(layer, {})[key] = grad
+    return BackwardResult(
+        loss=float(value.item()), target=chosen, output=logits.detach(), input_gradient=found[0],
+        activations={n: recorder.outputs[n].detach() for n in names},
+        activation_gradients=activation_grads, parameter_gradients=param_grads)
+
+
+def _integer(target: object) -> int | None:
+    """The target as an int (numpy integers too); bools, floats and strings are refused."""
+    if target is None:
+        return None
+    if not isinstance(target, bool) and isinstance(target, SupportsIndex):
+        try:
+            return operator.index(target)
+        except TypeError:  # e.g. a float tensor, which claims __index__ but refuses it
+            pass
+    raise InvalidRequest(f"The target must be a class index (an integer), not {target!r}.")
+
+
+def _or_zeros(grad: Tensor | None, like: Tensor) -> Tensor:
+    return torch.zeros_like(like).detach() if grad is None else grad.detach()
+
+
+def _loss(logits: Tensor, target: int, loss: str) -> Tensor:
+    """cross_entropy, mse (mean over classes of (softmax - one_hot)^2), or the raw target logit."""
+    if loss == "cross_entropy":
+        return F.cross_entropy(logits, torch.tensor([target], device=logits.device))
+    if loss == "mse":
+        one_hot = F.one_hot(torch.tensor([target], device=logits.device), logits.shape[1])
+        return ((logits.softmax(1) - one_hot.to(logits.dtype)) ** 2).mean()
+    return logits[0, target]
+
+
+def _select(graph: Graph, layers: Iterable[str] | None) -> list[str]:
+    """The layers to record, in execution order; unknown names raise NotFound."""
+    if layers is None:
+        return [layer.name for layer in graph.layers]
+    wanted = {graph.layer(name).name for name in layers}
+    return [layer.name for layer in graph.layers if layer.name in wanted]
+
+
+def _check_input(graph: Graph, x: Tensor) -> Tensor:
+    """x as a detached tensor in the model's dtype, after checking its shape and values."""
+    if not isinstance(x, Tensor):
+        raise InvalidRequest(f"The input must be a tensor, not {type(x).__name__}.")
+    expected = [1, *graph.input_shape]
+    if list(x.shape) != expected:
+        raise InvalidRequest(f"The input has shape {list(x.shape)}, but this model takes {expected} (one image, [1, C, H, W]).")
+    if not x.is_floating_point():
+        raise InvalidRequest(f"The input must hold floating-point numbers, not {x.dtype}.")
+    if not bool(torch.isfinite(x).all()):
+        raise InvalidRequest("The input contains NaN or infinite values; every value must be a finite number.")
+    return x.detach().to(graph.dtype)

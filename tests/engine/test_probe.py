@@ -1,0 +1,320 @@
+"""forward/backward: every recorded number equals plain PyTorch, and nothing is left behind."""
+
+import copy
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from app.engine.graph import Graph, build_graph
+from app.engine.probe import LOSSES, BackwardResult, backward, forward
+from app.errors import InvalidRequest, NotFound
+from tests.nets import NAMES, make
+
+TEST_NETS = ["residual", "mixed", "inplace"]
+close = torch.testing.assert_close
+
+
+def hand_loss(logits: Tensor, target: int, loss: str) -> Tensor:
+    """The three losses written out from their definitions."""
+    if loss == "logit":
+        return logits[0, target]
+    probabilities = logits[0].exp() / logits[0].exp().sum()
+    if loss == "mse":
+        one_hot = torch.zeros_like(probabilities)
+        one_hot[target] = 1.0
+        return ((probabilities - one_hot) ** 2).sum() / logits.shape[1]
+    return -probabilities[target].log()
+
+
+def hooked(model: nn.Module, x: Tensor, target: int, loss: str) -> dict[str, Any]:
+    """Module outputs caught by forward hooks on a deep copy, and their gradients by autograd.grad."""
+    twin = copy.deepcopy(model)
+    outputs: dict[str, Tensor] = {}
+
+    def keep(name: str) -> Any:
+        def hook(module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
+            outputs.setdefault(name, output)  # first call of a module: the layer named by its path
+            return output.clone()  # so that a later in-place op cannot overwrite what we keep
+
+        return hook
+
+    leaves = [(name, m) for name, m in twin.named_modules() if name and not list(m.children())]
+    handles = [m.register_forward_hook(keep(name)) for name, m in leaves]
+    try:
+        x = x.clone().requires_grad_(True)
+        logits = twin(x)
+        value = hand_loss(logits, target, loss)
+        params = {(name, key): p for name, m in leaves for key, p in m.named_parameters(recurse=False)}
+        grads = torch.autograd.grad(value, [x, *outputs.values(), *params.values()], allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {"logits": logits, "loss": value, "outputs": outputs, "input_gradient": grads[0],
+            "gradients": dict(zip(outputs, grads[1 : 1 + len(outputs)])),
+            "parameter_gradients": dict(zip(params, grads[1 + len(outputs) :]))}
+
+
+def referenced(model: nn.Module, x: Tensor, target: int, loss: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Every layer of a test net from its hand-written reference, and the loss's gradients for them."""
+    twin = copy.deepcopy(model)
+    values = twin.reference(x.clone())  # type: ignore[operator]
+    value = hand_loss(values["out" if "out" in values else list(values)[-1]], target, loss)
+    grads = torch.autograd.grad(value, list(values.values()))
+    return values, dict(zip(values, grads))
+
+
+def check_backward(result: BackwardResult, model: nn.Module, graph: Graph, x: Tensor, loss: str) -> None:
+    ref = hooked(model, x, result.target, loss)
+    close(result.output, ref["logits"].detach())
+    close(result.loss, ref["loss"].item())
+    close(result.input_gradient, ref["input_gradient"])
+    module_layers = [layer for layer in graph.layers if layer.name == layer.module]
+    assert module_layers
+    for layer in module_layers:
+        close(result.activations[layer.name], ref["outputs"][layer.name].detach())
+        close(result.activation_gradients[layer.name], ref["gradients"][layer.name])
+        for key, grad in result.parameter_gradients.get(layer.name, {}).items():
+            close(grad, ref["parameter_gradients"][(layer.name, key)])
+    with_params = {l.name for l in graph.layers if l.parameters}
+    assert set(result.parameter_gradients) == with_params
+    for name, grads in result.parameter_gradients.items():
+        assert set(grads) == set(graph.layer(name).parameters)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_matches_the_model_and_forward_hooks(name: str) -> None:
+    model, shape = make(name)
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    result = forward(graph, x)
+    with torch.no_grad():
+        close(result.output, model(x.clone()), rtol=0, atol=0)
+    assert list(result.activations) == [layer.name for layer in graph.layers]
+    ref = hooked(model, x, 0, "logit")
+    for layer in graph.layers:
+        assert list(result.activations[layer.name].shape) == [1, *layer.output_shape]
+        if layer.name == layer.module:
+            close(result.activations[layer.name], ref["outputs"][layer.name].detach())
+    for tensor in (result.output, *result.activations.values()):
+        assert not tensor.requires_grad and tensor.grad_fn is None
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_matches_independent_autograd(name: str, loss: str) -> None:
+    model, shape = make(name)
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    result = backward(graph, x, target=3, loss=loss)
+    assert result.target == 3
+    check_backward(result, model, graph, x, loss)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("name", TEST_NETS)
+def test_every_layer_of_test_nets_matches_hand_written_reference(name: str, loss: str) -> None:
+    model, shape = make(name)
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    result = backward(graph, x, target=1, loss=loss)
+    values, grads = referenced(model, x, 1, loss)
+    assert list(values) == [layer.name for layer in graph.layers]
+    for layer in graph.layers:
+        close(result.activations[layer.name], values[layer.name].detach())
+        close(result.activation_gradients[layer.name], grads[layer.name])
+    close(forward(graph, x).activations, result.activations)
+
+
+def test_losses_follow_their_formulas_numerically() -> None:
+    model, shape = make("lenet")
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    logits = forward(graph, x).output[0].double()
+    probabilities = torch.softmax(logits, 0)
+    expected_mse = sum(((p - (1.0 if k == 7 else 0.0)) ** 2).item() for k, p in enumerate(probabilities)) / 10
+    assert backward(graph, x, 7, "mse").loss == pytest.approx(expected_mse, rel=1e-5)
+    assert backward(graph, x, 7, "logit").loss == pytest.approx(logits[7].item(), rel=1e-5)
+    expected_ce = (torch.logsumexp(logits, 0) - logits[7]).item()
+    assert backward(graph, x, 7, "cross_entropy").loss == pytest.approx(expected_ce, rel=1e-5)
+    # d logit_7 / d logits = one-hot, so the last layer's activation gradient is exactly e_7.
+    one_hot = torch.zeros(1, 10)
+    one_hot[0, 7] = 1.0
+    close(backward(graph, x, 7, "logit").activation_gradients["fc3"], one_hot)
+
+
+def test_target_defaults_to_the_predicted_class() -> None:
+    model, shape = make("tinyvgg")
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    result = backward(graph, x)
+    assert result.target == int(forward(graph, x).output.argmax())
+
+
+def test_layers_narrow_what_is_recorded_in_execution_order() -> None:
+    model, shape = make("residual")
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    assert list(forward(graph, x, layers=["fc", "add", "stem"]).activations) == ["stem", "add", "fc"]
+    result = backward(graph, x, layers=["bn1", "relu_1"])
+    assert list(result.activations) == list(result.activation_gradients) == ["bn1", "relu_1"]
+    assert set(result.parameter_gradients) == {"bn1"}
+    close(result.activation_gradients["bn1"], backward(graph, x).activation_gradients["bn1"])
+
+
+def test_in_place_relu_leaves_the_recorded_conv_output_intact() -> None:
+    model, shape = make("mixed")
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    plain = torch.nn.functional.conv2d(x, model.conv_a.weight, model.conv_a.bias, padding=1).detach()
+    for result in (forward(graph, x), backward(graph, x)):
+        conv = result.activations["conv_a"]
+        assert (conv < 0).any()
+        close(conv, plain)
+        close(result.activations["act_a"], plain.relu())
+
+
+class MutatesItsInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x.relu_().flatten(1))
+
+
+def test_callers_input_is_never_mutated() -> None:
+    graph = build_graph(MutatesItsInput().eval(), [1, 4, 4])
+    x = torch.randn(1, 1, 4, 4)
+    before = x.clone()
+    forward(graph, x)
+    result = backward(graph, x, target=0, loss="logit")
+    assert torch.equal(x, before) and x.grad is None and not x.requires_grad
+    close(result.input_gradient, torch.autograd.functional.jacobian(
+        lambda t: graph.module.fc(t.relu().flatten(1))[0, 0], before))
+
+
+def no_leftovers(model: nn.Module) -> None:
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+        assert not module._backward_hooks and not module._backward_pre_hooks
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_probing_leaves_no_hooks_no_grads_and_the_mode_alone(mode: str) -> None:
+    model, shape = make("residual")
+    model.train(mode == "train")
+    modes = [m.training for m in model.modules()]
+    graph = build_graph(model, shape)
+    x = torch.randn(1, *shape)
+    forward(graph, x)
+    for loss in LOSSES:
+        backward(graph, x, loss=loss)
+    for module in (model, graph.module):
+        no_leftovers(module)
+    assert [m.training for m in model.modules()] == modes
+    assert not any(m.training for m in graph.module.modules())
+
+
+def test_concurrent_calls_on_one_graph_match_sequential_calls() -> None:
+    model, shape = make("residual")
+    graph = build_graph(model, shape)
+    inputs = [torch.randn(1, *shape, generator=torch.Generator().manual_seed(i)) for i in range(40)]
+
+    def run(i: int) -> Any:
+        if i % 2:
+            return forward(graph, inputs[i]).activations
+        r = backward(graph, inputs[i], target=i % 10, loss=LOSSES[i % 3])
+        return r.loss, r.input_gradient, r.activation_gradients, r.parameter_gradients
+
+    expected = [run(i) for i in range(len(inputs))]
+    got: dict[int, Any] = {}
+
+    def worker(t: int) -> None:
+        for i in range(t, len(inputs), 8):
+            got[i] = run(i)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(got) == list(range(len(inputs)))
+    for i in range(len(inputs)):
+        close(got[i], expected[i], rtol=0, atol=0)
+    no_leftovers(graph.module)
+
+
+@pytest.fixture(scope="module")
+def lenet() -> Graph:
+    model, shape = make("lenet")
+    return build_graph(model, shape)
+
+
+@pytest.mark.parametrize("bad, sentence", [
+    (torch.zeros(1, 3, 28, 28), "The input has shape [1, 3, 28, 28], but this model takes [1, 1, 28, 28]"),
+    (torch.zeros(1, 28, 28), "The input has shape [1, 28, 28]"),
+    (torch.zeros(2, 1, 28, 28), "The input has shape [2, 1, 28, 28]"),
+    (torch.full((1, 1, 28, 28), float("nan")), "The input contains NaN or infinite values"),
+    (torch.full((1, 1, 28, 28), float("inf")), "The input contains NaN or infinite values"),
+    (torch.zeros(1, 1, 28, 28, dtype=torch.int64), "The input must hold floating-point numbers"),
+])
+def test_bad_inputs_are_rejected_with_a_sentence(lenet: Graph, bad: Tensor, sentence: str) -> None:
+    for call in (forward, backward):
+        with pytest.raises(InvalidRequest) as info:
+            call(lenet, bad)
+        assert info.value.detail.startswith(sentence) and info.value.status_code == 422
+
+
+def test_bad_target_loss_and_layer_are_rejected(lenet: Graph) -> None:
+    x = torch.zeros(1, 1, 28, 28)
+    for target in (99, -1, 10):
+        with pytest.raises(InvalidRequest, match=f"from 0 to 9; got {target}"):
+            backward(lenet, x, target=target)
+    for bad in (1.5, True, "3", torch.tensor(2.0)):
+        with pytest.raises(InvalidRequest, match="The target must be a class index"):
+            backward(lenet, x, target=bad)  # type: ignore[arg-type]
+    assert backward(lenet, x, target=np.int64(4)).target == 4
+    with pytest.raises(InvalidRequest) as info:
+        backward(lenet, x, loss="hinge")
+    assert info.value.detail == "There is no loss called 'hinge'; choose one of: cross_entropy, mse, logit."
+    for call in (forward, backward):
+        with pytest.raises(NotFound) as missing:
+            call(lenet, x, layers=["conv1", "conv9"])
+        assert missing.value.detail.startswith("This model has no layer called 'conv9'. Its layers are: conv1")
+
+
+class SharedAndIdentity(nn.Module):
+    """An identity layer whose input is also read elsewhere, and a parameter used by a function."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.same = nn.Identity()
+        self.scale = nn.Parameter(torch.tensor([1.5]))
+        self.fc = nn.Linear(2 * 2 * 2, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)
+        z = self.same(y) * self.scale
+        return self.fc((z + y).flatten(1))
+
+
+def test_identity_layers_and_functional_parameters_get_their_own_gradients() -> None:
+    model = SharedAndIdentity().eval()
+    graph = build_graph(model, [1, 4, 4])
+    x = torch.randn(1, 1, 4, 4)
+    result = backward(graph, x, target=2, loss="logit")
+    assert graph.layer("mul").parameters == {"b": [1]}
+    twin = copy.deepcopy(model)
+    y = twin.conv(x)
+    z_in = y * 1  # the identity's output as a tensor of its own
+    logit = twin.fc((z_in * twin.scale + y).flatten(1))[0, 2]
+    d_y, d_same, d_scale = torch.autograd.grad(logit, [y, z_in, twin.scale])
+    close(result.activation_gradients["same"], d_same)
+    close(result.activation_gradients["conv"], d_y)  # through both the identity and the add
+    close(result.parameter_gradients["mul"]["b"], d_scale)
