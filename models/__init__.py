@@ -1,0 +1,1 @@
+"""ConvScope's built-in models: definitions, training, and the data they are trained on."""
