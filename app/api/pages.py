@@ -1,0 +1,16 @@
+"""The HTML pages: Jinja2 shells that the ES modules under static/js fill in."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app.config import ROOT
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=ROOT / "templates")
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    models = list(request.app.state.registry)
+    return templates.TemplateResponse(request, "index.html", {"models": models})

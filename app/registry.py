@@ -1,0 +1,97 @@
+"""The models ConvScope serves, by id: each a model card, its weights, and its layer graph."""
+
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from app.engine.graph import Graph, build_graph
+from app.errors import NotFound
+from app.imaging import InputSpec
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A shipped example image with its true label."""
+
+    id: str
+    label: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve: card, traced graph (an eval-mode copy of the weights) and samples."""
+
+    id: str
+    card: dict[str, Any]
+    graph: Graph
+    spec: InputSpec
+    classes: list[str]
+    samples: dict[str, Sample]
+
+    def sample(self, sample_id: str) -> Sample:
+        try:
+            return self.samples[sample_id]
+        except KeyError:
+            known = ", ".join(self.samples) or "none"
+            raise NotFound(f"Model '{self.id}' has no sample called '{sample_id}'. Its samples are: {known}.") from None
+
+
+def build_module(factory: str, kwargs: dict[str, Any]) -> nn.Module:
+    """Import "package.module:callable" and call it with kwargs."""
+    module_name, _, attr = factory.partition(":")
+    module: nn.Module = getattr(importlib.import_module(module_name), attr)(**kwargs)
+    return module
+
+
+def load_card(card_path: Path) -> LoadedModel:
+    """Build the model a card describes, load its safetensors weights, trace it."""
+    card = json.loads(card_path.read_text())
+    folder = card_path.parent
+    module = build_module(card["architecture"]["factory"], card["architecture"].get("kwargs", {}))
+    module.load_state_dict(load_file(folder / card["weights"]))
+    spec = InputSpec.from_card(card["input"])
+    samples = {s["id"]: Sample(s["id"], s["label"], folder / s["file"]) for s in card.get("samples", [])}
+    graph = build_graph(module, [spec.channels, spec.height, spec.width])
+    return LoadedModel(card["id"], card, graph, spec, card["classes"], samples)
+
+
+class Registry:
+    """Loaded models by id, in the order they were added."""
+
+    def __init__(self, models: list[LoadedModel] | None = None) -> None:
+        self._models = {m.id: m for m in models or []}
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "Registry":
+        """Every model card (a .json with "weights") in folder."""
+        cards = sorted(p for p in folder.glob("*.json") if "weights" in json.loads(p.read_text()))
+        return cls([load_card(p) for p in cards])
+
+    def add(self, model: LoadedModel) -> None:
+        self._models[model.id] = model
+
+    def get(self, model_id: str) -> LoadedModel:
+        try:
+            return self._models[model_id]
+        except KeyError:
+            known = ", ".join(self._models) or "none"
+            raise NotFound(f"There is no model called '{model_id}'. The models here are: {known}.") from None
+
+    def __iter__(self) -> Iterator[LoadedModel]:
+        return iter(list(self._models.values()))
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def set_threads(count: int) -> None:
+    """Intra-op threads for every forward and backward (process-wide in PyTorch)."""
+    torch.set_num_threads(max(1, count))
