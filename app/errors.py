@@ -1,14 +1,17 @@
 """The project's exceptions; each carries the HTTP status it maps to and a sentence for people."""
 
+from typing import Any
+
 
 class ConvScopeError(Exception):
     """Base of every error ConvScope reports to a user."""
 
     status_code = 400
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.errors = errors  # the raw field errors behind a validation failure, for programs
 
 
 class InvalidImage(ConvScopeError):
@@ -39,3 +42,15 @@ class UntraceableModel(ConvScopeError):
     """A model that torch.fx cannot turn into a layer graph."""
 
     status_code = 422
+
+
+class UnsupportedMediaType(ConvScopeError):
+    """A request body in a form we don't read (neither JSON, multipart nor image bytes)."""
+
+    status_code = 415
+
+
+class Busy(ConvScopeError):
+    """Too much work queued already; the client should retry later."""
+
+    status_code = 429

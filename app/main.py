@@ -1,9 +1,14 @@
-"""The ASGI app: `uvicorn app.main:app`. Loads the models once, maps our errors to HTTP."""
+"""The ASGI app: `uvicorn app.main:app`. Loads the models once, maps every error to a JSON sentence."""
 
+import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -12,10 +17,31 @@ from app.config import ROOT, Settings, get_settings
 from app.errors import ConvScopeError
 from app.registry import Registry, set_threads
 
+log = logging.getLogger("convscope")
+
 
 async def convscope_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConvScopeError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    body: dict[str, object] = {"detail": exc.detail}
+    if exc.errors is not None:
+        body["errors"] = exc.errors
+    return JSONResponse(body, status_code=exc.status_code)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own parameter checks: a sentence in `detail`, the field list in `errors`."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if p not in ("query", "path", "body")) or "request"
+    errors = json.loads(json.dumps(exc.errors(), default=str))
+    return JSONResponse({"detail": f"'{where}': {first['msg']}.", "errors": errors}, status_code=422)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged in full, answered with a sentence; the server keeps serving."""
+    log.exception("Unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "Something went wrong inside ConvScope; this is a bug, please report it."},
+                        status_code=500)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,16 +52,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_threads(settings.torch_threads)
         app.state.registry = Registry.from_folder(settings.models_dir)
+        app.state.compute_limiter = anyio.CapacityLimiter(settings.compute_slots)
         yield
 
     app = FastAPI(
         title="ConvScope",
-        description="Kernels, feature maps and gradients of convolutional networks, as JSON.",
+        description="Kernels, feature maps and gradients of convolutional networks, as JSON. "
+        "Every error is `{\"detail\": \"<a sentence>\"}` with a 4xx status.",
         version="0.1.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.add_exception_handler(ConvScopeError, convscope_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"])
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(api_router)
     app.include_router(pages.router)

@@ -2,7 +2,9 @@
 
 from fastapi import APIRouter
 
-from app.api import health
+from app.api import health, inference, models
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(health.router)
+api_router.include_router(models.router)
+api_router.include_router(inference.router)

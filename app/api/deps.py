@@ -1,0 +1,28 @@
+"""Named dependencies, so that a route reads like its signature."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.config import Settings
+from app.registry import LoadedModel, Registry
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_model(model: str, registry: Annotated[Registry, Depends(get_registry)]) -> LoadedModel:
+    """The model named in the path; NotFound (404) lists the ones there are."""
+    return registry.get(model)
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]

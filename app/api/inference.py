@@ -1,0 +1,115 @@
+"""Forward and backward passes over HTTP: every layer's output, every gradient."""
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from torch import Tensor
+
+from app.api.deps import ModelDep, SettingsDep
+from app.api.errors import responses
+from app.api.inputs import Parsed, parse
+from app.api.serialize import json_response
+from app.codec import decode, encode
+from app.config import Settings
+from app.engine import probe
+from app.errors import Busy, InvalidRequest
+from app.imaging import load_image
+from app.registry import LoadedModel
+from app.schemas import BackwardRequest, BackwardResponse, ForwardRequest, ForwardResponse, ImageSource
+
+router = APIRouter(prefix="/models", tags=["inference"], responses=responses(404, 413, 415, 422, 429))
+
+
+def request_body_doc(schema: type[ImageSource]) -> dict[str, Any]:
+    """OpenAPI for a body that is JSON, multipart (file `image` + option fields) or raw image bytes."""
+    form_fields = {"image": {"type": "string", "format": "binary"}, "layers": {"type": "string"},
+                   "encoding": {"type": "string"}, "dtype": {"type": "string"}}
+    if schema is BackwardRequest:
+        form_fields |= {"target": {"type": "integer"}, "loss": {"type": "string"}}
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": form_fields}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+    }}}
+
+
+def input_tensor(model: LoadedModel, parsed: Parsed[Any], settings: Settings) -> Tensor:
+    """The [1, C, H, W] tensor the model consumes, from whichever source the request gave."""
+    spec = model.spec
+    if parsed.body.tensor is not None:
+        x = decode(parsed.body.tensor.model_dump())
+        expected = [spec.channels, spec.height, spec.width]
+        if list(x.shape) != expected:
+            raise InvalidRequest(f"The tensor has shape {list(x.shape)}, but model '{model.id}' takes {expected}.")
+        return x.unsqueeze(0)
+    data = parsed.image if parsed.image is not None else model.sample(parsed.body.sample).path.read_bytes()
+    return load_image(data, spec, settings)
+
+
+def prediction(model: LoadedModel, logits: Tensor) -> dict[str, Any]:
+    index = int(logits.argmax())
+    return {"index": index, "label": model.classes[index], "probabilities": logits.softmax(0).tolist(),
+            "logits": logits.tolist()}
+
+
+def forward_body(model: LoadedModel, parsed: Parsed[ForwardRequest], settings: Settings) -> Response:
+    opts = parsed.body
+    x = input_tensor(model, parsed, settings)
+    result = probe.forward(model.graph, x, opts.layers)
+    return json_response({
+        "model": model.id, "input": encode(x[0], opts.encoding, opts.dtype),
+        "prediction": prediction(model, result.output[0]),
+        "layers": {name: encode(t[0], opts.encoding, opts.dtype) for name, t in result.activations.items()},
+    })
+
+
+def backward_body(model: LoadedModel, parsed: Parsed[BackwardRequest], settings: Settings) -> Response:
+    opts = parsed.body
+    x = input_tensor(model, parsed, settings)
+    result = probe.backward(model.graph, x, opts.target, opts.loss, opts.layers)
+
+    def maybe(grads: dict[str, Tensor], key: str) -> dict[str, Any] | None:
+        return encode(grads[key], opts.encoding, opts.dtype) if key in grads else None
+
+    layers = {}
+    for name, gradient in result.activation_gradients.items():
+        params = result.parameter_gradients.get(name, {})
+        layers[name] = {"activation_gradient": encode(gradient[0], opts.encoding, opts.dtype),
+                        "weight_gradient": maybe(params, "weight"), "bias_gradient": maybe(params, "bias")}
+    return json_response({
+        "model": model.id, "loss": result.loss, "loss_function": opts.loss, "target": result.target,
+        "prediction": prediction(model, result.output[0]), "input": encode(x[0], opts.encoding, opts.dtype),
+        "input_gradient": encode(result.input_gradient[0], opts.encoding, opts.dtype), "layers": layers,
+    })
+
+
+async def compute(request: Request, work: Any, *args: Any) -> Response:
+    """Run CPU-bound work off the event loop, at most `compute_slots` at a time (no oversubscription)."""
+    limiter: anyio.CapacityLimiter = request.app.state.compute_limiter
+    settings: Settings = request.app.state.settings
+    if limiter.statistics().tasks_waiting >= settings.max_queued:
+        raise Busy(f"ConvScope is busy: {settings.max_queued} requests are already waiting. Try again in a moment.")
+    response: Response = await anyio.to_thread.run_sync(work, *args, limiter=limiter)
+    return response
+
+
+@router.post("/{model}/forward", response_model=ForwardResponse, openapi_extra=request_body_doc(ForwardRequest))
+async def forward(request: Request, model: ModelDep, settings: SettingsDep) -> Response:
+    """Every layer's output for one image, the preprocessed input, and the prediction.
+
+    Query parameters (or form fields, or JSON keys): `layers=a,b` narrows the layers;
+    `encoding=base64` sends Tensors as base64 little-endian float32, `&dtype=float16` halves that."""
+    parsed = await parse(request, ForwardRequest, settings)
+    return await compute(request, forward_body, model, parsed, settings)
+
+
+@router.post("/{model}/backward", response_model=BackwardResponse, openapi_extra=request_body_doc(BackwardRequest))
+async def backward(request: Request, model: ModelDep, settings: SettingsDep) -> Response:
+    """The loss for a target class, and its gradient for the input, every layer output and every weight.
+
+    `target` (default: the predicted class) and `loss` (`cross_entropy`, `mse` of softmax against the
+    one-hot target, or `logit`: the target's raw score) come as query parameters, form fields or JSON keys."""
+    parsed = await parse(request, BackwardRequest, settings)
+    return await compute(request, backward_body, model, parsed, settings)

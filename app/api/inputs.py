@@ -1,0 +1,139 @@
+"""Reads an inference request in any of its forms into one validated request object.
+
+The image may come as a multipart file `image`, as raw image bytes (Content-Type image/*), or in
+a JSON body as a data URL (`image`), a sample id (`sample`) or a ready tensor (`tensor`). Options
+(`layers`, `encoding`, `dtype`, `target`, `loss`) may be query parameters, form fields or JSON keys.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from app.config import Settings
+from app.errors import ImageTooLarge, InvalidRequest, UnsupportedMediaType
+from app.schemas import ImageSource, Options
+
+Body = TypeVar("Body", bound=ImageSource)
+Schema = TypeVar("Schema", bound=BaseModel)
+OPTION_KEYS = ("layers", "encoding", "dtype", "target", "loss", "sample")
+HOW_TO_SEND = ("Send the image as a multipart file field 'image', as raw image bytes, or as JSON with "
+               "'image' (a data URL), 'sample' (a sample id) or 'tensor'.")
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[Body]):
+    """The validated request, and the image bytes when they came as a file or a data URL."""
+
+    body: Body
+    image: bytes | None
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it grows past `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ImageTooLarge(f"The request is {int(declared) / 2**20:.1f} MB; the limit is {limit / 2**20:.1f} MB.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ImageTooLarge(f"The request is over the limit of {limit / 2**20:.1f} MB.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # lets Starlette's form parser read what we have already consumed
+    return body
+
+
+def describe(error: ValidationError) -> str:
+    """One sentence for the first problem pydantic found."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    if first["type"] == "extra_forbidden":
+        return f"'{where}' is not a parameter this endpoint knows."
+    return f"'{where}': {first['msg']}."
+
+
+def validate(schema: type[Schema], fields: dict[str, Any]) -> Schema:
+    """Validate with pydantic; a failure becomes InvalidRequest (422) with a sentence."""
+    try:
+        return schema.model_validate(fields)
+    except ValidationError as error:
+        raise InvalidRequest(describe(error), json.loads(error.json())) from None
+
+
+def _from_query(request: Request) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key in OPTION_KEYS:
+        if key in request.query_params:
+            fields[key] = request.query_params[key]
+    return fields
+
+
+def _split_layers(fields: dict[str, Any]) -> dict[str, Any]:
+    """`layers=a,b` in a query or form field means ["a", "b"]."""
+    if isinstance(fields.get("layers"), str):
+        fields["layers"] = [name for name in fields["layers"].split(",") if name]
+    return fields
+
+
+def data_url_bytes(url: str) -> bytes:
+    """The bytes of a data URL (or of bare base64)."""
+    payload = url.split(",", 1)[1] if url.startswith("data:") else url
+    if url.startswith("data:") and ";base64" not in url.split(",", 1)[0]:
+        raise InvalidRequest("The image data URL must be base64-encoded (data:image/png;base64,...).")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The image is not valid base64; send a data URL such as data:image/png;base64,...") from None
+
+
+async def parse(request: Request, schema: type[Body], settings: Settings) -> Parsed[Body]:
+    """Read body and query into `schema`; exactly one image source must be given."""
+    # base64 adds a third; JSON tensors and form framing a little more.
+    raw = await read_capped(request, settings.max_upload_bytes * 4 // 3 + 2**20)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fields, image = _from_query(request), None
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=20)
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key != "image":
+                    raise InvalidRequest(f"The file field must be called 'image', not '{key}'.")
+                image = await value.read()
+            elif key == "tensor":
+                fields[key] = _json(value)
+            else:
+                fields[key] = value
+    elif content_type == "application/json":
+        body = _json(raw.decode("utf-8", errors="replace"))
+        if not isinstance(body, dict):
+            raise InvalidRequest("The JSON body must be an object, such as {\"sample\": \"test-00000\"}.")
+        fields.update(body)
+    elif content_type.startswith("image/"):
+        image = raw
+    elif raw:
+        raise UnsupportedMediaType(f"ConvScope does not read '{content_type or 'untyped'}' bodies. {HOW_TO_SEND}")
+    parsed = validate(schema, _split_layers(fields))
+    if isinstance(parsed.image, str):
+        image = data_url_bytes(parsed.image)
+    given = sum(x is not None for x in (image, parsed.sample, parsed.tensor))
+    if given == 0:
+        raise InvalidRequest(f"There is no image in the request. {HOW_TO_SEND}")
+    if given > 1:
+        raise InvalidRequest("Send one image source, not several: 'image', 'sample' or 'tensor'.")
+    if isinstance(parsed, Options) and parsed.dtype == "float16" and parsed.encoding != "base64":
+        raise InvalidRequest("dtype=float16 needs encoding=base64: JSON numbers are not stored as float16.")
+    return Parsed(parsed, image)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(f"The body is not valid JSON ({error.msg} at character {error.pos}).") from None
