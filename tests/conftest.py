@@ -1,10 +1,16 @@
-"""Shared fixtures: one app (models loaded once per test session) and an HTTP client on it."""
+"""Shared fixtures: one in-process app (models loaded once) and one real uvicorn server."""
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.config import ROOT
 from app.main import create_app
 
 
@@ -12,3 +18,42 @@ from app.main import create_app
 def client() -> Iterator[TestClient]:
     with TestClient(create_app()) as test_client:  # `with` runs the lifespan: models load once
         yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`uvicorn app.main:app` as the README runs it, on a free port; returns (process, base URL)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{url}/api/health", timeout=2)
+            return server, url
+        except httpx.TransportError:
+            if server.poll() is not None:
+                raise RuntimeError(server.stdout.read().decode() if server.stdout else "server died")
+            if time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("the server did not answer within 60 s")
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """The base URL of a real uvicorn server running ConvScope, for the whole test session."""
+    server, url = start_server()
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
