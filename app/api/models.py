@@ -1,5 +1,8 @@
 """Models as a resource: summaries, layer graphs, weights and shipped samples."""
 
+from typing import Any
+
+import torch
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
@@ -9,7 +12,7 @@ from app.api.serialize import json_response
 from app.codec import Encoding, WireDtype, encode
 from app.errors import InvalidRequest, NotFound
 from app.registry import LoadedModel
-from app.schemas import LayerInfo, ModelDetail, ModelList, ModelSummary, SampleInfo, SampleList, Weights
+from app.schemas import InputInfo, LayerInfo, ModelDetail, ModelList, ModelSummary, SampleInfo, SampleList, Weights
 
 router = APIRouter(prefix="/models", tags=["models"], responses=responses(404))
 
@@ -19,8 +22,8 @@ def summary(model: LoadedModel) -> ModelSummary:
     return ModelSummary(
         id=model.id, name=card.get("name", model.id), description=card.get("description", ""),
         dataset=card.get("dataset", {}).get("name", ""), classes=model.classes,
-        input={"channels": spec.channels, "height": spec.height, "width": spec.width,
-               "mean": list(spec.mean), "std": list(spec.std)},
+        input=InputInfo(channels=spec.channels, height=spec.height, width=spec.width,
+                        mean=list(spec.mean), std=list(spec.std)),
         parameter_count=sum(p.numel() for p in model.graph.module.parameters()),
         test_accuracy=card.get("test_accuracy"),
     )
@@ -50,11 +53,11 @@ def layer_weights(model: ModelDep, layer: str, encoding: Encoding = "json", dtyp
     if not found.parameters and not found.buffers:
         raise NotFound(f"Layer '{layer}' ({found.type}) has no weights: it computes from its input alone.")
     module = model.graph.module
-    tensors = {key: module.get_parameter(path) for key, path in model.graph.parameter_paths.get(layer, {}).items()}
+    tensors: dict[str, torch.Tensor] = {key: module.get_parameter(path) for key, path in model.graph.parameter_paths.get(layer, {}).items()}
     if found.module is not None:
         owner = module.get_submodule(found.module)
         tensors |= {key: value for key, value in owner.named_buffers(recurse=False) if key in found.buffers}
-    body = {"layer": layer, "weight": None, "bias": None}
+    body: dict[str, Any] = {"layer": layer, "weight": None, "bias": None}
     body |= {key: encode(value, encoding, dtype) for key, value in tensors.items()}
     return json_response(body)
 

@@ -8,58 +8,25 @@ later training of the original cannot change under a running request.
 from __future__ import annotations
 
 import copy
-import inspect
-import operator
 import os
-import re
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.fx import GraphModule, Interpreter, Node
-from torch.fx.operator_schemas import normalize_function
+from torch.fx import GraphModule, Node
 
+from app.engine.calls import CALLS, is_inplace
+from app.engine.kinds import classify
+from app.engine.runner import Runner, ShapeProp
 from app.errors import InvalidRequest, NotFound, UntraceableModel
 
-CALLS = ("call_module", "call_function", "call_method")
+__all__ = ["Graph", "Layer", "Runner", "build_graph"]  # Runner: re-exported for existing imports
+
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 _HERE = os.path.abspath(__file__)
-
-# Vocabulary types of leaf modules by isinstance, and of functions by identity of the fx target.
-_MODULES: tuple[tuple[type[nn.Module], str], ...] = (
-    (nn.Conv2d, "conv2d"), (nn.Linear, "linear"), (nn.ReLU, "relu"), (nn.LeakyReLU, "leaky_relu"),
-    (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.MaxPool2d, "max_pool2d"), (nn.AvgPool2d, "avg_pool2d"),
-    (nn.AdaptiveAvgPool2d, "adaptive_avg_pool2d"), (nn.BatchNorm2d, "batch_norm2d"),
-    (nn.Dropout, "dropout"), (nn.Flatten, "flatten"), (nn.Softmax, "softmax"))
-_FUNCTIONS: dict[Any, str] = {
-    F.relu: "relu", torch.relu: "relu", F.relu_: "relu", torch.relu_: "relu", F.leaky_relu: "leaky_relu",
-    F.leaky_relu_: "leaky_relu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh",
-    F.tanh: "tanh", F.max_pool2d: "max_pool2d", torch.max_pool2d: "max_pool2d", F.avg_pool2d: "avg_pool2d",
-    F.adaptive_avg_pool2d: "adaptive_avg_pool2d", F.dropout: "dropout", torch.dropout: "dropout",
-    torch.flatten: "flatten", operator.add: "add", operator.iadd: "add", torch.add: "add", torch.cat: "cat",
-    torch.concat: "cat", torch.concatenate: "cat", F.softmax: "softmax", torch.softmax: "softmax",
-    F.conv2d: "conv2d", F.linear: "linear", F.batch_norm: "batch_norm"}
-_OPERATOR_INPLACE = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
-                     operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
-                     operator.ilshift, operator.irshift, operator.imatmul, operator.setitem}
-# The attributes a vocabulary type reports, in PyTorch's names and order.
-_KEYS: dict[str, tuple[str, ...]] = {
-    "conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-               "padding_mode"),
-    "linear": ("in_features", "out_features"),
-    "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
-    "adaptive_avg_pool2d": ("output_size",),
-    "batch_norm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "leaky_relu": ("negative_slope",), "flatten": ("start_dim", "end_dim"), "softmax": ("dim",),
-    "cat": ("dim",), "dropout": ("p",)}
-_PAIRS = ("kernel_size", "stride", "padding", "dilation", "output_size")
-_DROPPED = ("inplace", "training", "return_indices")  # how to run, not what is computed
-_SKIP = object()  # an attribute value with no JSON form (a tensor argument, a module, ...)
 
 
 @dataclass(frozen=True)
@@ -101,63 +68,9 @@ class Graph:
         raise NotFound(f"This model has no layer called '{name}'. Its layers are: {names}.")
 
 
-class Runner(Interpreter):
-    """An fx Interpreter that runs in-place ops on a copy, so no earlier node output is overwritten."""
-
-    def __init__(self, module: GraphModule, inplace: frozenset[str]) -> None:
-        super().__init__(module)
-        self.inplace = inplace
-        self.moved: dict[Node, Node] = {}  # node -> the in-place node that last overwrote its value
-
-    def run_node(self, n: Node) -> Any:
-        """Run one node; in-place nodes mutate a clone of their first tensor argument."""
-        if n.op not in CALLS:
-            return super().run_node(n)
-        args, kwargs = self.fetch_args_kwargs_from_env(n)
-        mutated = args[0] if args else kwargs.get("input")
-        if n.name in self.inplace and isinstance(mutated, Tensor):
-            clone = mutated.clone()
-            args, kwargs = ((clone, *args[1:]), kwargs) if args else (args, {**kwargs, "input": clone})
-            # Later readers of the mutated value (or of a same-memory alias) see the mutation,
-            # as in eager PyTorch; the value recorded for the earlier node stays intact.
-            for node, value in list(self.env.items()):
-                if _same_memory(value, mutated):
-                    self.env[node], self.moved[node] = clone, n
-            return getattr(self, n.op)(n.target, args, kwargs)
-        out = getattr(self, n.op)(n.target, args, kwargs)
-        if isinstance(out, Tensor) and any(out is a for a in (*args, *kwargs.values())):
-            out = out.view_as(out)  # e.g. nn.Identity: a node of its own for autograd
-        return out
-
-
 def _dtype(module: nn.Module) -> torch.dtype:
     tensors = (*module.parameters(), *module.buffers())
     return next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
-
-
-def _same_memory(a: Any, b: Tensor) -> bool:
-    if a is b:
-        return True
-    return (isinstance(a, Tensor) and a.numel() > 0 and a.data_ptr() == b.data_ptr()
-            and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype)
-
-
-class _ShapeProp(Runner):
-    """Records the type of every node's value and the shape of every tensor."""
-
-    def __init__(self, module: GraphModule, inplace: frozenset[str]) -> None:
-        super().__init__(module, inplace)
-        self.kinds: dict[str, type] = {}
-        self.shapes: dict[str, list[int]] = {}
-        self.reads: dict[Node, list[Node]] = {}  # arguments, as the nodes whose values were read
-
-    def run_node(self, n: Node) -> Any:
-        self.reads[n] = [self.moved.get(a, a) for a in _arg_nodes(n)]
-        out = super().run_node(n)
-        self.kinds[n.name] = type(out)
-        if isinstance(out, Tensor):
-            self.shapes[n.name] = list(out.shape)
-        return out
 
 
 def build_graph(model: nn.Module, input_shape: Sequence[int]) -> Graph:
@@ -176,8 +89,8 @@ def build_graph(model: nn.Module, input_shape: Sequence[int]) -> Graph:
         if p.is_floating_point():
             p.requires_grad_(True)
     modules = dict(gm.named_modules())
-    inplace = frozenset(n.name for n in gm.graph.nodes if _is_inplace(n, modules))
-    prop = _ShapeProp(gm, inplace)
+    inplace = frozenset(n.name for n in gm.graph.nodes if is_inplace(n, modules))
+    prop = ShapeProp(gm, inplace)
     try:
         with torch.no_grad():
             out = prop.run(torch.zeros(1, *shape, dtype=_dtype(gm)))
@@ -218,39 +131,7 @@ def _where(exc: BaseException) -> str:
     return f" (at {path}:{frame.lineno}: `{(frame.line or '').strip()}`)"
 
 
-def _is_inplace(n: Node, modules: dict[str, nn.Module]) -> bool:
-    if n.op == "call_module":
-        return getattr(modules[str(n.target)], "inplace", False) is True
-    if n.op == "call_method":
-        return str(n.target).endswith("_") and not str(n.target).startswith("_")
-    if n.op == "call_function":
-        name = getattr(n.target, "__name__", "")
-        bound = _bind(n.target, n.args, dict(n.kwargs), None) if callable(n.target) else {}
-        return (n.target in _OPERATOR_INPLACE or bound.get("inplace") is True
-                or (name.endswith("_") and not name.startswith("_")))
-    return False
-
-
-def _bind(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-          types: tuple[Any, ...] | None) -> dict[str, Any]:
-    """Every argument by its parameter name (positional-only and untyped ones as arg0, arg1...)."""
-    kinds = None if types is None else {k: types[len(args) + i] for i, k in enumerate(kwargs)}
-    try:  # types pick among overloads (torch.add(Tensor, Tensor) vs torch.add(Tensor, Number))
-        pair = normalize_function(target, args, kwargs, types[: len(args)] if types else None,
-                                  kinds, normalize_to_only_use_kwargs=True)
-        if pair is not None:
-            return dict(pair.kwargs)
-    except Exception:
-        pass
-    try:
-        bound = inspect.signature(target).bind(*args, **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
-    except (TypeError, ValueError):
-        return {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
-
-
-def _describe(gm: GraphModule, shape: list[int], inplace: frozenset[str], prop: _ShapeProp,
+def _describe(gm: GraphModule, shape: list[int], inplace: frozenset[str], prop: ShapeProp,
               modules: dict[str, nn.Module]) -> Graph:
     nodes = [n for n in gm.graph.nodes if n.op in CALLS and n.name in prop.shapes]
     names = _names(nodes)
@@ -269,11 +150,10 @@ def _describe(gm: GraphModule, shape: list[int], inplace: frozenset[str], prop: 
         if n not in names:
             ancestors[n] = inputs
             continue
-        kind, source, owned = _source(n, modules, prop)
+        kind, attributes, owned = classify(n, modules, prop.shapes, prop.types)
         layer_params = {k: v for k, v in owned.items() if v in params}
         layers.append(Layer(
-            name=names[n], type=kind, inputs=inputs, output_shape=prop.shapes[n.name][1:],
-            attributes=_attributes(kind, source),
+            name=names[n], type=kind, inputs=inputs, output_shape=prop.shapes[n.name][1:], attributes=attributes,
             parameters={k: list(params[v].shape) for k, v in layer_params.items()},
             buffers={k: list(buffers[v].shape) for k, v in owned.items()
                      if v in buffers and not v.endswith("num_batches_tracked")},
@@ -281,18 +161,6 @@ def _describe(gm: GraphModule, shape: list[int], inplace: frozenset[str], prop: 
         if layer_params:
             paths[names[n]] = layer_params
     return Graph(gm, layers, shape, {v: k.name for k, v in names.items()}, paths, inplace)
-
-
-def _arg_nodes(n: Node) -> list[Node]:
-    """The nodes among n's arguments, in argument order, repeats kept."""
-    found: list[Node] = []
-
-    def keep(a: Node) -> Node:
-        found.append(a)
-        return a
-
-    torch.fx.node.map_arg((n.args, n.kwargs), keep)
-    return found
 
 
 def _names(nodes: list[Node]) -> dict[Node, str]:
@@ -313,73 +181,3 @@ def _names(nodes: list[Node]) -> dict[Node, str]:
         used.add(name)
         names[n] = name
     return names
-
-
-def _source(n: Node, modules: dict[str, nn.Module],
-            prop: _ShapeProp) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """The layer type, its raw attributes, and {argument name: qualified tensor path} it owns."""
-    shapes = prop.shapes
-    if n.op == "call_module":
-        m = modules[str(n.target)]
-        kind = next((k for cls, k in _MODULES if isinstance(m, cls)), None) or _snake(type(m).__name__)
-        keys = _KEYS.get(kind) or tuple(getattr(type(m), "__constants__", ()))
-        owned = {k: f"{n.target}.{k}" for k, _ in [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]}
-        return kind, {k: getattr(m, k) for k in keys if hasattr(m, k)}, owned
-    args, kwargs = tuple(n.args), dict(n.kwargs)
-    types = tuple(prop.kinds[a.name] if isinstance(a, Node) else type(a) for a in (*args, *kwargs.values()))
-    name = str(n.target) if n.op == "call_method" else getattr(n.target, "__name__", str(n.target))
-    if n.op == "call_method":  # bind x.flatten(1) as torch.flatten(x, 1)
-        bound = _bind(getattr(torch, name.rstrip("_"), None), args, kwargs, types)
-    else:
-        bound = _bind(n.target, args, kwargs, types)
-        name = name[1:] if n.target in _OPERATOR_INPLACE else name  # operator.imul -> "mul"
-    kind = _FUNCTIONS.get(n.target) or _snake(name.rstrip("_"))
-    owned = {k: str(v.target) for k, v in bound.items() if isinstance(v, Node) and v.op == "get_attr"}
-    source = dict(bound)
-    first = args[0] if args and isinstance(args[0], Node) else None
-    before, after = shapes.get(first.name, []) if first else [], shapes[n.name]
-    if kind in ("view", "reshape"):  # [B, ...] -> [B, N] is a flatten; otherwise keep the shape
-        flat = len(after) == 2 and len(before) > 2 and before[0] == after[0]
-        kind, source = ("flatten", {"start_dim": 1, "end_dim": -1}) if flat else (kind, {"shape": after[1:]})
-    elif kind == "batch_norm":
-        kind = {4: "batch_norm2d", 5: "batch_norm3d"}.get(len(before), "batch_norm1d")
-        source |= {"num_features": before[1], "affine": bound.get("weight") is not None,
-                   "track_running_stats": bound.get("running_mean") is not None}
-    elif kind in ("conv2d", "linear") and isinstance(bound.get("weight"), Node):
-        w = shapes[bound["weight"].name]
-        source |= ({"in_channels": w[1] * source.get("groups", 1), "out_channels": w[0],
-                    "kernel_size": w[2:], "padding_mode": "zeros"} if kind == "conv2d"
-                   else {"in_features": w[1], "out_features": w[0]})
-    return kind, {k: source[k] for k in _KEYS.get(kind, source) if k in source}, owned
-
-
-def _attributes(kind: str, source: dict[str, Any]) -> dict[str, Any]:
-    """JSON-ready attributes: pairs as lists, pool stride defaulting to the kernel size."""
-    out = {k: _plain(v) for k, v in source.items() if k not in _DROPPED and not k.startswith("_")}
-    out = {k: v for k, v in out.items() if v is not _SKIP}
-    if kind in ("max_pool2d", "avg_pool2d") and out.get("stride") in (None, []):
-        out["stride"] = out.get("kernel_size")
-    if kind.endswith("2d"):
-        out |= {k: [v, v] for k, v in out.items() if k in _PAIRS and type(v) is int}
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly copy of an attribute value, or _SKIP if it has none."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
-        return _SKIP if any(v is _SKIP for v in items) else items
-    if isinstance(value, torch.dtype):
-        return str(value).removeprefix("torch.")
-    return _SKIP
-
-
-def _snake(name: str) -> str:
-    """snake_case of a class or function name, preferring torch.nn.functional's spelling."""
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
-    return name.lower() if snake not in _F_NAMES and name.lower() in _F_NAMES else snake
-
-
-_F_NAMES = frozenset(dir(F))

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.fx import Node
 
-from app.engine.graph import Graph, Runner
+from app.engine.graph import Graph
+from app.engine.runner import Runner
 from app.errors import InvalidRequest
 
 LOSSES = ("cross_entropy", "mse", "logit")

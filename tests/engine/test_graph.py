@@ -178,6 +178,29 @@ def test_a_layer_is_found_by_name_or_reported_missing() -> None:
     assert info.value.status_code == 404
 
 
+class FunctionalNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.register_buffer("mean", torch.zeros(3))
+        self.register_buffer("var", torch.ones(3))
+        self.gamma = nn.Parameter(torch.ones(3))
+        self.fc = nn.Linear(12, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.batch_norm(self.conv(x), self.mean, self.var, self.gamma, None, False, 0.1, 1e-3)
+        return self.fc(x.flatten(1))
+
+
+def test_functional_batch_norm_on_feature_maps_is_batch_norm2d() -> None:
+    layers = by_name(build_graph(FunctionalNorm(), [1, 4, 4]))
+    norm = layers["batch_norm"]
+    assert norm.type == "batch_norm2d" and norm.module is None and norm.inputs == ["conv"]
+    assert norm.attributes == {
+        "num_features": 3, "eps": 1e-3, "momentum": 0.1, "affine": True, "track_running_stats": True}
+    assert norm.parameters == {"weight": [3]} and norm.buffers == {"running_mean": [3], "running_var": [3]}
+
+
 class Branchy(nn.Module):
     def __init__(self) -> None:
         super().__init__()
