@@ -5,4 +5,4 @@ import httpx
 
 def test_uvicorn_serves_health_and_the_page(live_server: str) -> None:
     assert httpx.get(f"{live_server}/api/health", timeout=5).json() == {"status": "ok"}
-    assert "LeNet" in httpx.get(f"{live_server}/", timeout=5).text
+    assert "ConvScope" in httpx.get(f"{live_server}/", timeout=5).text

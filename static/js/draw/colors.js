@@ -1,0 +1,35 @@
+// Every colour scale and size the page uses, in one place.
+
+export const SIZES = {
+  overviewCell: 36,   // px, one channel in the overview
+  detailCell: 112,    // px, one channel in the detail panel
+  kernelCell: 44,     // px, one kernel
+};
+
+// Sequential scale for activations: near-white for low values to deep blue for high ones.
+const SEQUENTIAL = [[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]];
+// Diverging scale for signed values (weights, gradients): red − , white 0, blue +.
+const DIVERGING = [[178, 24, 43], [239, 138, 98], [247, 247, 247], [103, 169, 207], [33, 102, 172]];
+
+function ramp(stops, t) {
+  const x = Math.max(0, Math.min(1, t)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
+  const f = x - i;
+  return stops[i].map((c, k) => Math.round(c + (stops[i + 1][k] - c) * f));
+}
+
+/** RGB for value v in [lo, hi]; signed ranges use the diverging scale centred on 0. */
+export function colour(v, lo, hi) {
+  if (!Number.isFinite(v)) return [255, 0, 255];
+  if (lo < 0 && hi > 0) {
+    const m = Math.max(-lo, hi);
+    return ramp(DIVERGING, 0.5 + v / (2 * m));
+  }
+  return ramp(SEQUENTIAL, hi > lo ? (v - lo) / (hi - lo) : 0);
+}
+
+/** A CSS gradient matching colour() over [lo, hi], for legends. */
+export function legendGradient(lo, hi) {
+  const stops = [0, 0.25, 0.5, 0.75, 1].map(t => `rgb(${colour(lo + (hi - lo) * t, lo, hi).join(',')})`);
+  return `linear-gradient(to right, ${stops.join(',')})`;
+}

@@ -1,0 +1,74 @@
+// Channels drawn as heatmaps on canvas with ImageData: one pixel per value, scaled up by CSS.
+
+import { colour } from './colors.js';
+
+/** [min, max] of data[from, to), finite values only. */
+export function range(data, from = 0, to = data.length) {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = from; i < to; i++) {
+    const v = data[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return lo === Infinity ? [0, 0] : [lo, hi];
+}
+
+/** Draw an h×w map starting at data[offset] onto canvas, coloured over [lo, hi]. */
+export function drawMap(canvas, data, offset, h, w, lo, hi) {
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(w, h);
+  const px = image.data;
+  for (let i = 0; i < h * w; i++) {
+    const [r, g, b] = colour(data[offset + i], lo, hi);
+    px[4 * i] = r; px[4 * i + 1] = g; px[4 * i + 2] = b; px[4 * i + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  return canvas;
+}
+
+/** The maps of a tensor: [C,H,W] gives C maps of H×W; [N] gives one 1×N strip. */
+export function maps(tensor) {
+  const s = tensor.shape;
+  if (s.length === 3) return { count: s[0], h: s[1], w: s[2] };
+  if (s.length === 2) return { count: 1, h: s[0], w: s[1] };
+  return { count: 1, h: 1, w: s[0] };
+}
+
+/** Colour range for channel c under a scaling mode: per channel, per layer, or across all layers. */
+export function scaleFor(mode, tensor, c, globalRange) {
+  const { h, w } = maps(tensor);
+  if (mode === 'channel') return range(tensor.data, c * h * w, (c + 1) * h * w);
+  if (mode === 'global' && globalRange) return globalRange;
+  return range(tensor.data);
+}
+
+/** A new canvas element for one map, labelled for screen readers. */
+export function mapCanvas(label, cssSize) {
+  const canvas = document.createElement('canvas');
+  canvas.className = 'map';
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', label);
+  if (cssSize) canvas.style.width = canvas.style.height = `${cssSize}px`;
+  return canvas;
+}
+
+/** The model's input [C,H,W] as a picture: normalisation undone with the card's mean and std. */
+export function drawInput(canvas, tensor, mean, std) {
+  const [c, h, w] = tensor.shape;
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    for (let k = 0; k < 3; k++) {
+      const ch = c === 3 ? k : 0;
+      const v = (tensor.data[ch * h * w + i] * std[ch] + mean[ch]) * 255;
+      image.data[4 * i + k] = Math.max(0, Math.min(255, Math.round(v)));
+    }
+    image.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  return canvas;
+}

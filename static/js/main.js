@@ -1,0 +1,113 @@
+// Boots the page: loads models, wires inputs and keys, and redraws views when the store changes.
+// The URL holds model, sample and layer, so a link reproduces the view.
+
+import * as api from './api.js';
+import { range } from './draw/heatmap.js';
+import { Store } from './state.js';
+import * as detail from './views/detail.js';
+import * as input from './views/input.js';
+import * as overview from './views/overview.js';
+import * as prediction from './views/prediction.js';
+
+const store = new Store();
+const $ = selector => document.querySelector(`[data-view=${selector}]`);
+
+/** Say something is running if it takes longer than ~300 ms; clear when done. */
+async function withProgress(sentence, work) {
+  const timer = setTimeout(() => store.set({ busy: sentence }), 300);
+  try {
+    return await work();
+  } catch (error) {
+    store.set({ error: error.message });
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    if (store.busy) store.set({ busy: null });
+  }
+}
+
+function globalRange(result) {
+  let lo = Infinity, hi = -Infinity;
+  for (const t of Object.values(result.layers)) {
+    const [a, b] = range(t.data);
+    lo = Math.min(lo, a);
+    hi = Math.max(hi, b);
+  }
+  return [lo, hi];
+}
+
+async function run(source) {
+  store.set({ source, error: null });
+  const result = await withProgress('Running the model…', () => api.forward(store.model.id, source));
+  store.globalRange = globalRange(result);
+  store.set({ result });
+}
+
+async function chooseModel(id, { sample, layer } = {}) {
+  const [model, samples] = await withProgress('Loading the model…', () =>
+    Promise.all([api.getModel(id), api.listSamples(id)]));
+  const cursor = Math.max(0, model.layers.findIndex(l => l.name === layer));
+  store.set({ model, samples, cursor, result: null });
+  const first = samples.find(s => s.id === sample) ?? samples[0];
+  if (first) await run({ sample: first.id, url: first.url, label: first.label_name });
+}
+
+function syncUrl() {
+  const params = new URLSearchParams();
+  if (store.model) params.set('model', store.model.id);
+  if (store.source?.sample) params.set('sample', store.source.sample);
+  if (store.layer) params.set('layer', store.layer.name);
+  history.replaceState(null, '', `?${params}`);
+}
+
+function renderStatus() {
+  const status = $('status');
+  status.textContent = store.error ?? store.busy ?? '';
+  status.className = store.error ? 'status error' : store.busy ? 'status busy' : 'status';
+}
+
+function renderNav() {
+  const layer = store.layer;
+  $('position').textContent = layer
+    ? `${store.cursor + 1} / ${store.layers.length}: ${layer.name} (${layer.type})` : '';
+  document.querySelector('[data-action=prev]').disabled = store.cursor === 0;
+  document.querySelector('[data-action=next]').disabled = store.cursor >= store.layers.length - 1;
+}
+
+store.addEventListener('change', ({ detail: changed }) => {
+  const has = (...keys) => keys.some(k => changed.includes(k));
+  if (has('busy', 'error')) renderStatus();
+  if (has('samples', 'source')) input.renderSamples($('samples'), store, run);
+  if (has('result', 'source')) input.renderInputs($('original'), $('prepared'), store);
+  if (has('result')) prediction.render($('prediction'), store);
+  if (has('result', 'cursor', 'scale')) {
+    overview.render($('overview'), store);
+    detail.render($('detail'), store).catch(error => store.set({ error: error.message }));
+    renderNav();
+  }
+  if (has('model', 'source', 'cursor')) syncUrl();
+});
+
+document.addEventListener('keydown', event => {
+  if (event.target.closest('input, select, textarea')) return;
+  if (event.key === 'ArrowRight') { store.step(1); event.preventDefault(); }
+  if (event.key === 'ArrowLeft') { store.step(-1); event.preventDefault(); }
+});
+document.querySelector('[data-action=prev]').addEventListener('click', () => store.step(-1));
+document.querySelector('[data-action=next]').addEventListener('click', () => store.step(1));
+
+async function boot() {
+  const params = new URLSearchParams(location.search);
+  store.set({ models: await api.listModels() });
+  const select = document.querySelector('[data-control=model]');
+  for (const m of store.models) select.append(new Option(m.name, m.id));
+  const wanted = store.models.find(m => m.id === params.get('model')) ?? store.models[0];
+  select.value = wanted.id;
+  select.addEventListener('change', () => chooseModel(select.value));
+  input.wireUploads(document, run);
+  input.wirePad($('pad'), document.querySelector('[data-action=clear-pad]'), run);
+  await chooseModel(wanted.id, { sample: params.get('sample'), layer: params.get('layer') });
+  document.body.dataset.ready = '';
+}
+
+boot().catch(error => store.set({ error: error.message }));

@@ -1,0 +1,133 @@
+// The current layer, large: every channel with a legend, the value under the pointer, the layer's
+// parameters, and the teaching view for its type.
+
+import { forwardUrl } from '../api.js';
+import { SIZES, legendGradient } from '../draw/colors.js';
+import { drawMap, mapCanvas, maps, scaleFor } from '../draw/heatmap.js';
+import { viewFor } from './kinds.js';
+import * as weights from './weights.js';
+
+function header(store, layer, tensor) {
+  const head = document.createElement('header');
+  const title = document.createElement('h2');
+  title.textContent = `${layer.name} `;
+  const type = document.createElement('span');
+  type.className = 'type';
+  type.textContent = `${layer.type} · ${tensor.shape.join('×')} · from ${layer.inputs.join(', ')}`;
+  title.append(type);
+  const tools = document.createElement('div');
+  tools.className = 'tools';
+  const api = document.createElement('a');
+  api.href = `${forwardUrl(store.model.id)}&layers=${encodeURIComponent(layer.name)}`;
+  api.textContent = 'API call';
+  api.title = 'POST this URL with the image to get exactly these values';
+  const download = document.createElement('button');
+  download.type = 'button';
+  download.textContent = 'Download PNG';
+  download.dataset.action = 'download';
+  download.addEventListener('click', () => downloadMaps(head.parentElement, layer.name));
+  tools.append(api, download);
+  head.append(title, tools);
+  return head;
+}
+
+/** All channel canvases of the panel, tiled into one PNG. */
+function downloadMaps(panel, name) {
+  const canvases = [...panel.querySelectorAll('.channels canvas')];
+  if (!canvases.length) return;
+  const cols = Math.ceil(Math.sqrt(canvases.length));
+  const { width, height } = canvases[0];
+  const zoom = Math.max(1, Math.floor(112 / Math.max(width, height)));
+  const sheet = document.createElement('canvas');
+  sheet.width = cols * (width * zoom + 2);
+  sheet.height = Math.ceil(canvases.length / cols) * (height * zoom + 2);
+  const ctx = sheet.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  canvases.forEach((c, i) => ctx.drawImage(c, (i % cols) * (width * zoom + 2), Math.floor(i / cols) * (height * zoom + 2), width * zoom, height * zoom));
+  const link = document.createElement('a');
+  link.download = `${name}.png`;
+  link.href = sheet.toDataURL('image/png');
+  link.click();
+}
+
+function legend(lo, hi, mode) {
+  const box = document.createElement('div');
+  box.className = 'legend';
+  const bar = document.createElement('span');
+  bar.className = 'ramp';
+  bar.style.background = legendGradient(lo, hi);
+  const a = document.createElement('span');
+  a.textContent = lo.toFixed(3);
+  const b = document.createElement('span');
+  b.textContent = hi.toFixed(3);
+  box.append(a, bar, b);
+  if (mode === 'channel') box.title = 'Each channel uses its own range; this is the range of the whole layer.';
+  return box;
+}
+
+function channels(store, layer, tensor, readout) {
+  const grid = document.createElement('div');
+  grid.className = 'channels';
+  const { count, h, w } = maps(tensor);
+  const strip = tensor.shape.length === 1;
+  for (let c = 0; c < count; c++) {
+    const canvas = mapCanvas(`${layer.name} channel ${c + 1}`);
+    const [lo, hi] = scaleFor(store.scale, tensor, c, store.globalRange);
+    drawMap(canvas, tensor.data, c * h * w, strip ? w : h, strip ? 1 : w, lo, hi);
+    canvas.dataset.channel = c;
+    canvas.style.width = strip ? '24px' : `${SIZES.detailCell}px`;
+    if (strip) canvas.style.height = `${Math.min(6 * w, 480)}px`;
+    canvas.addEventListener('pointermove', event => {
+      const r = canvas.getBoundingClientRect();
+      const y = Math.min(canvas.height - 1, Math.floor((event.clientY - r.top) / r.height * canvas.height));
+      const x = Math.min(canvas.width - 1, Math.floor((event.clientX - r.left) / r.width * canvas.width));
+      const index = strip ? y : c * h * w + y * w + x;
+      const where = strip ? `[${y}]` : `channel ${c}, row ${y}, column ${x}`;
+      readout.textContent = `${where}: ${tensor.data[index].toFixed(4)}`;
+    });
+    grid.append(canvas);
+  }
+  return grid;
+}
+
+function scaleChooser(store) {
+  const label = document.createElement('label');
+  label.textContent = 'Colour scale ';
+  const select = document.createElement('select');
+  select.dataset.control = 'scale';
+  for (const [value, text] of [['channel', 'per channel'], ['layer', 'per layer'], ['global', 'whole network']]) {
+    const option = new Option(text, value, false, store.scale === value);
+    select.append(option);
+  }
+  select.addEventListener('change', () => store.set({ scale: select.value }));
+  label.append(select);
+  return label;
+}
+
+export async function render(container, store) {
+  container.replaceChildren();
+  const layer = store.layer;
+  const tensor = layer && store.tensor(layer.name);
+  if (!tensor) return;
+  container.dataset.layer = layer.name;
+  container.dataset.type = layer.type;
+  const readout = document.createElement('output');
+  readout.className = 'readout';
+  readout.textContent = 'Point at a map to read its values.';
+  const [lo, hi] = store.scale === 'global' && store.globalRange ? store.globalRange : scaleFor('layer', tensor, 0);
+  const controls = document.createElement('div');
+  controls.className = 'controls';
+  controls.append(scaleChooser(store), legend(lo, hi, store.scale), readout);
+  const body = document.createElement('div');
+  body.className = 'detail-body';
+  const params = document.createElement('section');
+  params.className = 'params';
+  const lesson = document.createElement('section');
+  lesson.className = 'lesson';
+  body.append(channels(store, layer, tensor, readout), params);
+  container.append(header(store, layer, tensor), controls, body, lesson);
+  const [view] = await Promise.all([viewFor(layer.type), weights.render(params, store, layer)]);
+  if (view && store.layer === layer) {
+    await view.render(lesson, { store, layer, tensor, input: store.tensor(layer.inputs[0]), weightsOf: weights.weightsOf });
+  }
+}

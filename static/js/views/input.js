@@ -1,0 +1,101 @@
+// Giving the model an image: samples, file button, drag and drop, paste, or drawing on a pad.
+
+import { drawInput } from '../draw/heatmap.js';
+
+/** The shipped samples as buttons. */
+export function renderSamples(container, store, choose) {
+  container.replaceChildren();
+  for (const sample of store.samples) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'sample';
+    button.dataset.sample = sample.id;
+    button.setAttribute('aria-label', `Sample ${sample.id}, a ${sample.label_name}`);
+    button.setAttribute('aria-pressed', String(store.source?.sample === sample.id));
+    const img = document.createElement('img');
+    img.src = sample.url;
+    img.alt = '';
+    button.append(img);
+    button.addEventListener('click', () => choose({ sample: sample.id, url: sample.url, label: sample.label_name }));
+    container.append(button);
+  }
+}
+
+/** File button, drop zone and clipboard paste, all ending in choose({blob, name, url}). */
+export function wireUploads(root, choose) {
+  const pick = file => {
+    if (file) choose({ blob: file, name: file.name || 'pasted.png', url: URL.createObjectURL(file) });
+  };
+  const input = root.querySelector('[data-control=file]');
+  input.addEventListener('change', () => pick(input.files[0]));
+  const zone = root.querySelector('[data-dropzone]');
+  zone.addEventListener('dragover', event => { event.preventDefault(); zone.classList.add('over'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', event => {
+    event.preventDefault();
+    zone.classList.remove('over');
+    pick(event.dataTransfer.files[0]);
+  });
+  document.addEventListener('paste', event => {
+    const item = [...event.clipboardData.items].find(i => i.type.startsWith('image/'));
+    if (item) pick(item.getAsFile());
+  });
+}
+
+/** A drawing pad: white ink on black, like MNIST; every finished stroke is sent. */
+export function wirePad(canvas, clearButton, choose) {
+  const ctx = canvas.getContext('2d');
+  const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  clear();
+  let last = null;
+  const point = event => {
+    const r = canvas.getBoundingClientRect();
+    return [(event.clientX - r.left) * canvas.width / r.width, (event.clientY - r.top) * canvas.height / r.height];
+  };
+  canvas.addEventListener('pointerdown', event => {
+    canvas.setPointerCapture(event.pointerId);
+    last = point(event);
+  });
+  canvas.addEventListener('pointermove', event => {
+    if (!last) return;
+    const next = point(event);
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = canvas.width / 14;
+    ctx.lineCap = ctx.lineJoin = 'round';
+    ctx.beginPath();
+    ctx.moveTo(...last);
+    ctx.lineTo(...next);
+    ctx.stroke();
+    last = next;
+  });
+  const finish = () => {
+    if (!last) return;
+    last = null;
+    canvas.toBlob(blob => choose({ blob, name: 'drawing.png', url: canvas.toDataURL(), drawn: true }), 'image/png');
+  };
+  canvas.addEventListener('pointerup', finish);
+  canvas.addEventListener('pointercancel', finish);
+  clearButton.addEventListener('click', clear);
+}
+
+/** The original image beside the preprocessed input the model actually sees. */
+export function renderInputs(original, prepared, store) {
+  original.replaceChildren();
+  if (store.source?.url) {
+    const img = document.createElement('img');
+    img.src = store.source.url;
+    img.alt = 'The image you gave';
+    original.append(img);
+  }
+  const input = store.result?.input;
+  if (input) {
+    const [c, h, w] = input.shape;
+    // Drawn from the served input tensor itself, so this is exactly what the first layer receives.
+    const canvas = document.createElement('canvas');
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', `What the model sees: ${c}×${h}×${w}`);
+    drawInput(canvas, input, store.model.input.mean, store.model.input.std);
+    canvas.dataset.prepared = '';
+    prepared.replaceChildren(canvas);
+  }
+}

@@ -1,0 +1,67 @@
+// A layer's parameters drawn beside its maps: conv kernels as an out×in grid, matrices, bias strips.
+
+import { getWeights, weightsUrl } from '../api.js';
+import { SIZES } from '../draw/colors.js';
+import { drawMap, mapCanvas, range } from '../draw/heatmap.js';
+
+const cache = new Map(); // "model/layer" -> Promise of weights; weights never change while served
+
+export function weightsOf(modelId, layer) {
+  const key = `${modelId}/${layer}`;
+  if (!cache.has(key)) cache.set(key, getWeights(modelId, layer));
+  return cache.get(key);
+}
+
+function kernelGrid(weight) {
+  const [out, inp, kh, kw] = weight.shape;
+  const [lo, hi] = range(weight.data);
+  const grid = document.createElement('div');
+  grid.className = 'kernels';
+  // One row per output channel; a single input channel gets rows of up to 8 kernels instead.
+  grid.style.gridTemplateColumns = `repeat(${inp === 1 ? Math.min(out, 8) : inp}, auto)`;
+  grid.setAttribute('aria-label', `${out} × ${inp} kernels of ${kh}×${kw}`);
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inp; i++) {
+      const canvas = mapCanvas(`kernel for output ${o + 1}, input ${i + 1}`, SIZES.kernelCell * Math.min(1, 12 / inp) + 8);
+      drawMap(canvas, weight.data, (o * inp + i) * kh * kw, kh, kw, lo, hi);
+      canvas.dataset.kernel = `${o},${i}`;
+      grid.append(canvas);
+    }
+  }
+  return grid;
+}
+
+function matrix(tensor, label) {
+  const [lo, hi] = range(tensor.data);
+  const [h, w] = tensor.shape.length === 2 ? tensor.shape : [1, tensor.shape[0]];
+  const canvas = mapCanvas(label);
+  drawMap(canvas, tensor.data, 0, h, w, lo, hi);
+  canvas.classList.add('matrix');
+  canvas.style.width = `${Math.min(640, Math.max(160, w * 4))}px`;
+  return canvas;
+}
+
+/** Fetch and draw the parameters of `layer` into container; nothing for parameter-free layers. */
+export async function render(container, store, layer) {
+  container.replaceChildren();
+  if (!Object.keys(layer.parameters).length && !Object.keys(layer.buffers || {}).length) return;
+  const heading = document.createElement('h3');
+  heading.textContent = 'Parameters';
+  const link = document.createElement('a');
+  link.href = weightsUrl(store.model.id, layer.name);
+  link.textContent = 'API';
+  link.className = 'api-link';
+  heading.append(' ', link);
+  container.append(heading);
+  const weights = await weightsOf(store.model.id, layer.name);
+  for (const [key, tensor] of Object.entries(weights)) {
+    const block = document.createElement('figure');
+    block.className = 'param';
+    block.dataset.param = key;
+    const caption = document.createElement('figcaption');
+    const [lo, hi] = range(tensor.data);
+    caption.textContent = `${key} ${tensor.shape.join('×')} · ${lo.toFixed(3)} … ${hi.toFixed(3)}`;
+    block.append(tensor.shape.length === 4 ? kernelGrid(tensor) : matrix(tensor, `${layer.name} ${key}`), caption);
+    container.append(block);
+  }
+}
