@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Loss = Literal["cross_entropy", "mse", "logit"]
 
@@ -94,6 +94,14 @@ class Options(BaseModel):
 class GradientOptions(Options):
     target: int | None = Field(None, description="class index (default: the predicted class)")
     loss: Loss = "cross_entropy"
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        """pydantic would read true as class 1; a class index is a number."""
+        if isinstance(value, bool):
+            raise ValueError("a class index is a whole number, not true or false")
+        return value
 
 
 class ImageSource(BaseModel):

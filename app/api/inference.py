@@ -23,13 +23,26 @@ router = APIRouter(prefix="/models", tags=["inference"], responses=responses(404
 
 
 def request_body_doc(schema: type[ImageSource]) -> dict[str, Any]:
-    """OpenAPI for a body that is JSON, multipart (file `image` + option fields) or raw image bytes."""
-    form_fields = {"image": {"type": "string", "format": "binary"}, "layers": {"type": "string"},
-                   "encoding": {"type": "string"}, "dtype": {"type": "string"}}
+    """OpenAPI for a body that is JSON, multipart (file `image` + option fields) or raw image bytes,
+    and for the options as query parameters (read from the request, so FastAPI cannot see them)."""
+    options: dict[str, tuple[dict[str, Any], str]] = {
+        "layers": ({"type": "string"}, "comma-separated layer names (default: all)"),
+        "encoding": ({"type": "string", "enum": ["json", "base64"]}, "Tensors as JSON lists or base64"),
+        "dtype": ({"type": "string", "enum": ["float32", "float16"]}, "float16 needs encoding=base64")}
     if schema is BackwardRequest:
-        form_fields |= {"target": {"type": "integer"}, "loss": {"type": "string"}}
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}},
+        options |= {"target": ({"type": "integer", "minimum": 0}, "class index (default: the predicted class)"),
+                    "loss": ({"type": "string", "enum": ["cross_entropy", "mse", "logit"]}, "the loss to differentiate")}
+    query = options | {"sample": ({"type": "string"}, "a shipped sample's id, as the image (then no body is needed)")}
+    parameters = [{"name": name, "in": "query", "required": False, "schema": kind, "description": text}
+                  for name, (kind, text) in query.items()]
+    form_fields = {"image": {"type": "string", "format": "binary"}} | {
+        name: {**kind, "description": text} for name, (kind, text) in options.items()}
+    # Inlined: FastAPI puts no schema in components for a body it does not parse itself, so a
+    # $ref to it would dangle. Nested models (Tensor) are components already, via the responses.
+    json_schema = schema.model_json_schema(ref_template="#/components/schemas/{model}")
+    json_schema.pop("$defs", None)
+    return {"parameters": parameters, "requestBody": {"required": False, "content": {
+        "application/json": {"schema": json_schema},
         "multipart/form-data": {"schema": {"type": "object", "properties": form_fields}},
         "image/png": {"schema": {"type": "string", "format": "binary"}},
     }}}

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from app.config import Settings
 from app.errors import ImageTooLarge, InvalidRequest, UnsupportedMediaType
@@ -84,6 +85,8 @@ def _split_layers(fields: dict[str, Any]) -> dict[str, Any]:
 
 def data_url_bytes(url: str) -> bytes:
     """The bytes of a data URL (or of bare base64)."""
+    if url.startswith("data:") and "," not in url:
+        raise InvalidRequest("The image data URL has no data: it should look like data:image/png;base64,...")
     payload = url.split(",", 1)[1] if url.startswith("data:") else url
     if url.startswith("data:") and ";base64" not in url.split(",", 1)[0]:
         raise InvalidRequest("The image data URL must be base64-encoded (data:image/png;base64,...).")
@@ -100,7 +103,10 @@ async def parse(request: Request, schema: type[Body], settings: Settings) -> Par
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fields, image = _from_query(request), None
     if content_type == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=20)
+        try:
+            form = await request.form(max_files=1, max_fields=20)
+        except HTTPException as error:  # Starlette's 400 for a malformed multipart body
+            raise InvalidRequest(f"The multipart body cannot be read: {error.detail}") from None
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if key != "image":
@@ -137,3 +143,5 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidRequest(f"The body is not valid JSON ({error.msg} at character {error.pos}).") from None
+    except RecursionError:
+        raise InvalidRequest("The JSON is nested too deeply to read.") from None

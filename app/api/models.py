@@ -14,7 +14,8 @@ from app.errors import InvalidRequest, NotFound
 from app.registry import LoadedModel
 from app.schemas import InputInfo, LayerInfo, ModelDetail, ModelList, ModelSummary, SampleInfo, SampleList, Weights
 
-router = APIRouter(prefix="/models", tags=["models"], responses=responses(404))
+# 422 declared so that FastAPI does not document its default HTTPValidationError list instead.
+router = APIRouter(prefix="/models", tags=["models"], responses=responses(404, 422))
 
 
 def summary(model: LoadedModel) -> ModelSummary:
