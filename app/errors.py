@@ -54,3 +54,12 @@ class Busy(ConvScopeError):
     """Too much work queued already; the client should retry later."""
 
     status_code = 429
+
+
+def size_text(count: int) -> str:
+    """A byte count as people say it: '512 bytes', '12.5 kB', '10.0 MB'."""
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} kB"
+    return f"{count / 1024 / 1024:.1f} MB"

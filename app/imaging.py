@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageOps
 
 from app.config import Settings
-from app.errors import ImageTooLarge, InvalidImage
+from app.errors import ImageTooLarge, InvalidImage, size_text
 
 Array = npt.NDArray[np.float32]  # H, W, C pixels in [0, 255] unless said otherwise
 
@@ -79,8 +79,8 @@ def decode_image(data: bytes, settings: Settings) -> Image.Image:
         raise InvalidImage(f"The upload is empty: there is no image in it. {READABLE}")
     if len(data) > settings.max_upload_bytes:
         raise ImageTooLarge(
-            f"The upload is {len(data) / MB:.1f} MB, over the limit of "
-            f"{settings.max_upload_bytes / MB:.1f} MB. Send a smaller image."
+            f"The upload is {size_text(len(data))}, over the limit of "
+            f"{size_text(settings.max_upload_bytes)}. Send a smaller image."
         )
     image = _open(data, settings)
     try:

@@ -8,17 +8,19 @@ from app.config import Settings
 from app.registry import LoadedModel, Registry
 
 
-def get_registry(request: Request) -> Registry:
+# `async def`, though nothing here awaits: FastAPI runs a plain `def` dependency in its thread pool,
+# and three thread round trips per request cost more than the lookups themselves.
+async def get_registry(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_model(model: str, registry: Annotated[Registry, Depends(get_registry)]) -> LoadedModel:
+async def get_model(model: str, registry: Annotated[Registry, Depends(get_registry)]) -> LoadedModel:
     """The model named in the path; NotFound (404) lists the ones there are."""
     return registry.get(model)
 
