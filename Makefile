@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN = $(VENV)/bin
 
-.PHONY: install run test data train
+.PHONY: install chromium run test data train
 
 # Re-install whenever the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -18,7 +18,18 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
 
-test: install
+# The browser tests drive Debian's Chromium through Playwright (never Playwright's own browser
+# download). Installed only when missing; sudo only when not already root.
+CHROMIUM = /usr/bin/chromium
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y --no-install-recommends chromium
+
+test: install chromium
 	$(BIN)/python -m pytest
 
 # Not needed to run or test: the raw data and the training of the built-in models.

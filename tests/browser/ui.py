@@ -1,0 +1,76 @@
+"""Driving the page the way a person does, and reading back what it shows."""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from playwright.sync_api import Page
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@dataclass
+class Console:
+    """Console errors and uncaught exceptions of one page, and the ones a test expects."""
+
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+
+def open_page(page: Page, base_url: str, query: str = "") -> Page:
+    """Load the app (with an optional `?model=…&sample=…&layer=…`) and wait until it has booted."""
+    page.goto(f"{base_url}/{query}")
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.wait_for_selector("[data-view=prediction] .verdict")
+    return page
+
+
+def shoot(page: Page, name: str, selector: str | None = None) -> None:
+    """Save a screenshot of the page, or of one view, as a test artifact."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+    if selector:
+        page.locator(selector).screenshot(path=path)
+    else:
+        page.screenshot(path=path, full_page=True)
+
+
+def mark_result(page: Page) -> None:
+    """Tag the verdict on show, so that `new_verdict` can tell the next result from this one."""
+    page.eval_on_selector("[data-view=prediction] .verdict", "el => el.dataset.stale = ''")
+
+
+def new_verdict(page: Page) -> str:
+    """Wait for a result newer than the last `mark_result` and return its top class."""
+    verdict = page.wait_for_selector("[data-view=prediction] .verdict:not([data-stale])")
+    assert verdict is not None
+    return verdict.get_attribute("data-prediction") or ""
+
+
+def query(page: Page) -> dict[str, str]:
+    """The page URL's query parameters."""
+    return dict(parse_qsl(urlsplit(page.url).query))
+
+
+# For every canvas under `selector`: does it show more than one colour? (A canvas never drawn, or
+# drawn from constant values, reads back as one colour.)
+VARIED = """selector => [...document.querySelectorAll(selector)].map(canvas => {
+  const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  for (let i = 4; i < data.length; i += 4) {
+    if (data[i] !== data[0] || data[i + 1] !== data[1] || data[i + 2] !== data[2] || data[i + 3] !== data[3]) return true;
+  }
+  return false;
+})"""
+
+
+def varied(page: Page, selector: str) -> list[bool]:
+    result: Any = page.evaluate(VARIED, selector)
+    return [bool(v) for v in result]
