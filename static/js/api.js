@@ -11,7 +11,10 @@ export class ApiError extends Error {
 /** A served Tensor as {shape, data: Float32Array}. */
 export function decodeTensor(t) {
   if (t.encoding !== 'base64') return { shape: t.shape, data: Float32Array.from(t.data, v => v ?? NaN) };
-  const bytes = Uint8Array.from(atob(t.data), c => c.charCodeAt(0));
+  // A plain loop: Uint8Array.from(atob(..), fn) is ~30× slower on megabyte tensors.
+  const text = atob(t.data);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   if (t.dtype === 'float16') throw new Error('float16 is not used by the page');
   return { shape: t.shape, data: new Float32Array(bytes.buffer) };
 }
@@ -57,4 +60,25 @@ export async function forward(id, source) {
   const layers = {};
   for (const [name, t] of Object.entries(body.layers)) layers[name] = decodeTensor(t);
   return { input: decodeTensor(body.input), prediction: body.prediction, layers };
+}
+
+/** Base64 of a Float32Array's bytes (little-endian, as every browser platform stores them). */
+function float32Base64(data) {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+/** Run the model on a ready, normalised [C,H,W] tensor; returns forward()'s shape for `layers` only. */
+export async function forwardTensor(id, tensor, layers) {
+  const url = `${forwardUrl(id)}&layers=${layers.map(encodeURIComponent).join(',')}`;
+  const body = await call(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ tensor: { shape: tensor.shape, dtype: 'float32', encoding: 'base64', data: float32Base64(tensor.data) } }),
+  });
+  const out = {};
+  for (const [name, t] of Object.entries(body.layers)) out[name] = decodeTensor(t);
+  return { input: decodeTensor(body.input), prediction: body.prediction, layers: out };
 }

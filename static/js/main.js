@@ -36,6 +36,9 @@ function globalRange(result) {
   return [lo, hi];
 }
 
+/** For event handlers: the status line already shows the error's sentence. */
+const quietly = work => (...args) => work(...args).catch(() => {});
+
 async function run(source) {
   store.set({ source, error: null });
   const result = await withProgress('Running the model…', () => api.forward(store.model.id, source));
@@ -77,7 +80,7 @@ function renderNav() {
 store.addEventListener('change', ({ detail: changed }) => {
   const has = (...keys) => keys.some(k => changed.includes(k));
   if (has('busy', 'error')) renderStatus();
-  if (has('samples', 'source')) input.renderSamples($('samples'), store, run);
+  if (has('samples', 'source')) input.renderSamples($('samples'), store, quietly(run));
   if (has('result', 'source')) input.renderInputs($('original'), $('prepared'), store);
   if (has('result')) prediction.render($('prediction'), store);
   if (has('result', 'cursor', 'scale')) {
@@ -103,9 +106,9 @@ async function boot() {
   for (const m of store.models) select.append(new Option(m.name, m.id));
   const wanted = store.models.find(m => m.id === params.get('model')) ?? store.models[0];
   select.value = wanted.id;
-  select.addEventListener('change', () => chooseModel(select.value));
-  input.wireUploads(document, run);
-  input.wirePad($('pad'), document.querySelector('[data-action=clear-pad]'), run);
+  select.addEventListener('change', quietly(() => chooseModel(select.value)));
+  input.wireUploads(document, quietly(run));
+  input.wirePad($('pad'), document.querySelector('[data-action=clear-pad]'), quietly(run));
   await chooseModel(wanted.id, { sample: params.get('sample'), layer: params.get('layer') });
   document.body.dataset.ready = '';
 }
