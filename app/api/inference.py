@@ -61,9 +61,15 @@ def input_tensor(model: LoadedModel, parsed: Parsed[Any], settings: Settings) ->
     return load_image(data, spec, settings)
 
 
-def prediction(model: LoadedModel, logits: Tensor) -> dict[str, Any]:
+def prediction(model: LoadedModel, logits: Tensor, probabilities: Tensor | None = None) -> dict[str, Any]:
+    """The served prediction from the real logits [K] and, if the model computes them itself with a
+    final softmax layer, its probabilities [K] (else softmax of the logits).
+
+    For a model that ends in a softmax, probe passes that layer's input as `logits` and its output
+    as `probabilities`, so that neither is the softmax of probabilities."""
     index = int(logits.argmax())
-    return {"index": index, "label": model.classes[index], "probabilities": logits.softmax(0).tolist(),
+    probs = logits.softmax(0) if probabilities is None else probabilities
+    return {"index": index, "label": model.classes[index], "probabilities": probs.tolist(),
             "logits": logits.tolist()}
 
 
@@ -73,7 +79,7 @@ def forward_body(model: LoadedModel, parsed: Parsed[ForwardRequest], settings: S
     result = probe.forward(model.graph, x, opts.layers)
     return json_response({
         "model": model.id, "input": encode(x[0], opts.encoding, opts.dtype),
-        "prediction": prediction(model, result.output[0]),
+        "prediction": prediction(model, result.logits[0], result.probabilities[0]),
         "layers": {name: encode(t[0], opts.encoding, opts.dtype) for name, t in result.activations.items()},
     })
 
@@ -93,7 +99,8 @@ def backward_body(model: LoadedModel, parsed: Parsed[BackwardRequest], settings:
                         "weight_gradient": maybe(params, "weight"), "bias_gradient": maybe(params, "bias")}
     return json_response({
         "model": model.id, "loss": result.loss, "loss_function": opts.loss, "target": result.target,
-        "prediction": prediction(model, result.output[0]), "input": encode(x[0], opts.encoding, opts.dtype),
+        "prediction": prediction(model, result.logits[0], result.probabilities[0]),
+        "input": encode(x[0], opts.encoding, opts.dtype),
         "input_gradient": encode(result.input_gradient[0], opts.encoding, opts.dtype), "layers": layers,
     })
 
@@ -123,6 +130,11 @@ async def backward(request: Request, model: ModelDep, settings: SettingsDep) -> 
     """The loss for a target class, and its gradient for the input, every layer output and every weight.
 
     `target` (default: the predicted class) and `loss` (`cross_entropy`, `mse` of softmax against the
-    one-hot target, or `logit`: the target's raw score) come as query parameters, form fields or JSON keys."""
+    one-hot target, or `logit`: the target's raw score) come as query parameters, form fields or JSON keys.
+
+    For a model whose last layer is a softmax, "logits" means that layer's input: cross-entropy is
+    taken on it (not on the probabilities the model outputs), `logit` is its target entry, and
+    `mse` uses the model's own probabilities. The final softmax layer's activation gradient is then
+    zero for `cross_entropy` and `logit`, whose loss does not pass through it."""
     parsed = await parse(request, BackwardRequest, settings)
     return await compute(request, backward_body, model, parsed, settings)

@@ -2,6 +2,11 @@
 
 Each call runs the Graph's GraphModule through its own fx Interpreter: no hooks, no `.grad`
 writes, nothing stored on the module, so any number of threads may probe one Graph at once.
+
+A model may end in a softmax layer (`nn.Softmax(dim=1)`, `F.softmax(x, 1)`, ...): its output is
+then probabilities, not logits. Both passes find such a final softmax (`final_softmax`), always
+record its input, and report that input as the model's `logits` and its output as the
+`probabilities`; the losses are taken on those real logits, never on a second softmax.
 """
 
 from __future__ import annotations
@@ -25,10 +30,18 @@ LOSSES = ("cross_entropy", "mse", "logit")
 
 @dataclass(frozen=True)
 class ForwardResult:
-    """The logits [1, K] and the recorded layer outputs (batch dim kept), all detached."""
+    """The model's output [1, K], the recorded layer outputs (batch dim kept), and the real logits
+    and probabilities [1, K], all detached.
+
+    `logits` is the input of a final softmax layer if the model ends in one (`output` is then the
+    probabilities), else `output` itself; `probabilities` is the final softmax's output, else
+    `softmax(output)`.
+    """
 
     output: Tensor
     activations: dict[str, Tensor]
+    logits: Tensor
+    probabilities: Tensor
 
 
 @dataclass(frozen=True)
@@ -42,22 +55,50 @@ class BackwardResult:
     activations: dict[str, Tensor]
     activation_gradients: dict[str, Tensor]
     parameter_gradients: dict[str, dict[str, Tensor]]
+    logits: Tensor  # as in ForwardResult
+    probabilities: Tensor
+
+
+def final_softmax(graph: Graph) -> str | None:
+    """The name of the model's last layer if it is a softmax over the classes, else None."""
+    last = graph.layers[-1] if graph.layers else None
+    if last is None or last.type != "softmax" or len(last.output_shape) != 1:
+        return None
+    return last.name if last.attributes.get("dim") in (None, 1, -1) else None
 
 
 class _Recorder(Runner):
-    """Runs a Graph once, keeping the outputs of the chosen layers (autograd graph intact)."""
+    """Runs a Graph once, keeping the outputs of the chosen layers (autograd graph intact), and
+    the input of a final softmax layer: the model's real logits."""
 
     def __init__(self, graph: Graph, layers: list[str]) -> None:
         super().__init__(graph.module, graph.inplace)
         self.wanted = {graph.nodes[name]: name for name in layers}  # fx node name -> layer name
         self.outputs: dict[str, Tensor] = {}
+        head = final_softmax(graph)
+        self.head = graph.nodes[head] if head is not None else None  # its fx node name
+        self.head_input: Tensor | None = None
+        self.head_output: Tensor | None = None
 
     def run_node(self, n: Node) -> Any:
+        if n.name == self.head:
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            first = args[0] if args else kwargs.get("input")
+            if isinstance(first, Tensor):
+                self.head_input = first
         out = super().run_node(n)
+        if n.name == self.head:
+            self.head_output = out
         layer = self.wanted.get(n.name)
         if layer is not None:
             self.outputs[layer] = out
         return out
+
+    def split(self, output: Tensor) -> tuple[Tensor, Tensor]:
+        """(logits, probabilities) of the model whose output this run returned."""
+        if self.head_input is not None and output is self.head_output and self.head_input.shape == output.shape:
+            return self.head_input, output
+        return output, output.softmax(1)
 
 
 def forward(graph: Graph, x: Tensor, layers: Iterable[str] | None = None) -> ForwardResult:
@@ -66,13 +107,23 @@ def forward(graph: Graph, x: Tensor, layers: Iterable[str] | None = None) -> For
     x = _check_input(graph, x)
     with torch.no_grad():
         recorder = _Recorder(graph, names)
-        logits = recorder.run(x)
-    return ForwardResult(logits.detach(), {n: recorder.outputs[n].detach() for n in names})
+        output = recorder.run(x)
+        logits, probabilities = recorder.split(output)
+    return ForwardResult(output.detach(), {n: recorder.outputs[n].detach() for n in names},
+                         logits.detach(), probabilities.detach())
 
 
 def backward(graph: Graph, x: Tensor, target: int | None = None, loss: str = "cross_entropy",
              layers: Iterable[str] | None = None) -> BackwardResult:
-    """Run the model on x, then differentiate `loss` for `target` (default: the predicted class)."""
+    """Run the model on x, then differentiate `loss` for `target` (default: the predicted class).
+
+    Every loss reads the real logits: for a model that ends in a softmax layer, that layer's input.
+    `cross_entropy` and `logit` are then functions of those logits alone, so the final softmax
+    layer's own activation gradient is zero for them (the loss does not pass through it), while
+    every layer before it gets the same gradients as the model without the softmax. `mse` compares
+    the probabilities with the one-hot target, and reads them from the softmax layer's output
+    (equal to softmax of the logits), so its gradient passes through that layer.
+    """
     if loss not in LOSSES:
         raise InvalidRequest(f"There is no loss called '{loss}'; choose one of: {', '.join(LOSSES)}.")
     target = _integer(target)
@@ -81,12 +132,13 @@ def backward(graph: Graph, x: Tensor, target: int | None = None, loss: str = "cr
     x_leaf = _check_input(graph, x).clone().requires_grad_(True)
     with torch.enable_grad():
         recorder = _Recorder(graph, names)
-        logits = recorder.run(x_leaf)
+        output = recorder.run(x_leaf)
+        logits, probabilities = recorder.split(output)
         classes = logits.shape[1]
         chosen = int(logits.argmax(1).item()) if target is None else target
         if not 0 <= chosen < classes:
             raise InvalidRequest(f"The target must be a class index from 0 to {classes - 1}; got {chosen}.")
-        value = _loss(logits, chosen, loss)
+        value = _loss(logits, probabilities, chosen, loss)
         params = {(layer, key): graph.module.get_parameter(path)
                   for layer in names for key, path in graph.parameter_paths.get(layer, {}).items()}
         wrt = [x_leaf, *(recorder.outputs[n] for n in names), *params.values()]
@@ -99,9 +151,10 @@ def backward(graph: Graph, x: Tensor, target: int | None = None, loss: str = "cr
     for (layer, key), grad in zip(params, found[1 + len(names) :]):
         param_grads.setdefault(layer, {})[key] = grad
     return BackwardResult(
-        loss=float(value.item()), target=chosen, output=logits.detach(), input_gradient=found[0],
+        loss=float(value.item()), target=chosen, output=output.detach(), input_gradient=found[0],
         activations={n: recorder.outputs[n].detach() for n in names},
-        activation_gradients=activation_grads, parameter_gradients=param_grads)
+        activation_gradients=activation_grads, parameter_gradients=param_grads,
+        logits=logits.detach(), probabilities=probabilities.detach())
 
 
 def _integer(target: object) -> int | None:
@@ -120,13 +173,14 @@ def _or_zeros(grad: Tensor | None, like: Tensor) -> Tensor:
     return torch.zeros_like(like).detach() if grad is None else grad.detach()
 
 
-def _loss(logits: Tensor, target: int, loss: str) -> Tensor:
-    """cross_entropy, mse (mean over classes of (softmax - one_hot)^2), or the raw target logit."""
+def _loss(logits: Tensor, probabilities: Tensor, target: int, loss: str) -> Tensor:
+    """cross_entropy of the logits, mse (mean over classes of (probabilities - one_hot)^2), or the
+    raw target logit. `probabilities` is softmax(logits), possibly computed by the model itself."""
     if loss == "cross_entropy":
         return F.cross_entropy(logits, torch.tensor([target], device=logits.device))
     if loss == "mse":
         one_hot = F.one_hot(torch.tensor([target], device=logits.device), logits.shape[1])
-        return ((logits.softmax(1) - one_hot.to(logits.dtype)) ** 2).mean()
+        return ((probabilities - one_hot.to(probabilities.dtype)) ** 2).mean()
     return logits[0, target]
 
 

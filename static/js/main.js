@@ -39,9 +39,20 @@ function globalRange(result) {
 /** For event handlers: the status line already shows the error's sentence. */
 const quietly = work => (...args) => work(...args).catch(() => {});
 
+// A failed run keeps the last good result drawn, marked as the previous image's (input.js), rather
+// than clearing it: a wrong file dropped by mistake then costs nothing (the layer you were on, the
+// maps you were reading stay), and the network views on the right still show the previous image's
+// maps, so the prediction beside them must stay with them to tell one story. `rejected` is the
+// source the server refused; the status line names it before the server's sentence.
 async function run(source) {
-  store.set({ source, error: null });
-  const result = await withProgress('Running the model…', () => api.forward(store.model.id, source));
+  store.set({ source, error: null, rejected: null });
+  let result;
+  try {
+    result = await withProgress('Running the model…', () => api.forward(store.model.id, source));
+  } catch (error) {
+    if (store.source === source) store.set({ error: `${input.imageName(source)}: ${error.message}`, rejected: source });
+    throw error;
+  }
   store.globalRange = globalRange(result);
   store.set({ result });
 }
@@ -81,8 +92,9 @@ store.addEventListener('change', ({ detail: changed }) => {
   const has = (...keys) => keys.some(k => changed.includes(k));
   if (has('busy', 'error')) renderStatus();
   if (has('samples', 'source')) input.renderSamples($('samples'), store, quietly(run));
-  if (has('result', 'source')) input.renderInputs($('original'), $('prepared'), store);
+  if (has('result', 'source', 'rejected')) input.renderInputs($('original'), $('prepared'), store);
   if (has('result')) prediction.render($('prediction'), store);
+  if (has('result', 'rejected')) input.markPrevious($('prediction'), store);
   if (has('result', 'cursor', 'scale')) {
     overview.render($('overview'), store);
     detail.render($('detail'), store).catch(error => store.set({ error: error.message }));

@@ -8,6 +8,7 @@ export class Store extends EventTarget {
     this.samples = [];
     this.source = null;      // {sample, label} or {blob, name, url}
     this.result = null;      // forward(): {input, prediction, layers}
+    this.rejected = null;    // the last source the server refused, while the previous result stays shown
     this.cursor = 0;         // index of the current layer in model.layers
     this.scale = 'channel';  // colour scaling: 'channel' | 'layer' | 'global'
     this.busy = null;        // a sentence while something slow runs

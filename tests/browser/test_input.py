@@ -108,23 +108,74 @@ def test_sample_buttons_switch_image_and_prediction(page: Page, live_server: str
     shoot(page, "samples")
 
 
+def refused(api: httpx.Client, upload: FilePayload) -> str:
+    """The server's sentence for an upload it refuses."""
+    answer = api.post("/api/models/mnist-lenet/forward",
+                      files={"image": (upload["name"], upload["buffer"], upload["mimeType"])})
+    assert answer.status_code == 422
+    sentence: str = answer.json()["detail"]
+    return sentence
+
+
+def check_previous_result_is_kept_and_marked(page: Page, verdict: str, name: str) -> None:
+    """After a refused upload the last good prediction and input stay, dimmed and labelled as the
+    previous image's; the prediction's note names the refused file."""
+    page.wait_for_selector("[data-view=prediction][data-previous]")
+    assert page.get_attribute("[data-view=prediction] .verdict", "data-prediction") == verdict
+    note = page.text_content("[data-previous-note]:not([data-view=prepared] *)") or ""
+    assert "previous image" in note and name in note, note
+    assert page.text_content("[data-view=prepared] [data-previous-note]") == "previous image"
+    assert page.locator("[data-view=prepared] canvas[data-prepared]").count() == 1
+
+
 def test_bad_upload_shows_the_servers_sentence_and_the_page_keeps_working(
         page: Page, live_server: str, api: httpx.Client, console: Console) -> None:
     pdf: FilePayload = {"name": "notes.pdf", "mimeType": "application/pdf",
                         "buffer": b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"}
-    answer = api.post("/api/models/mnist-lenet/forward", files={"image": (pdf["name"], pdf["buffer"], pdf["mimeType"])})
-    assert answer.status_code == 422
-    sentence = answer.json()["detail"]
+    sentence = refused(api, pdf)
     console.allow(r"Failed to load resource: the server responded with a status of 422")  # the network log
 
-    open_page(page, live_server, "?model=mnist-lenet")
+    first, _ = card_sample(label=0)
+    open_page(page, live_server, f"?model=mnist-lenet&sample={first}")
     page.set_input_files("[data-control=file]", pdf)
     status = page.wait_for_selector("[data-view=status].error")
-    assert status is not None and status.text_content() == sentence
+    assert status is not None and status.text_content() == f"notes.pdf: {sentence}"
+    # No broken-image icon for a file the browser cannot show either: a sentence in its place.
+    unreadable = page.wait_for_selector("[data-view=original] [data-unreadable]")
+    assert unreadable is not None and "notes.pdf" in (unreadable.text_content() or "")
+    assert page.locator("[data-view=original] img").count() == 0
+    check_previous_result_is_kept_and_marked(page, "0", "notes.pdf")
     shoot(page, "bad-upload")
+    shoot(page, "bad-upload-sidebar", ".sidebar")
 
     sample, _ = card_sample(label=3)
     mark_result(page)
     page.click(f"[data-sample='{sample}']")
     assert new_verdict(page) == "3"
+    assert page.text_content("[data-view=status]") == ""
+    assert page.locator("[data-previous], [data-previous-note], [data-unreadable]").count() == 0
+    assert page.locator("[data-view=original] img").count() == 1
+
+
+def test_refused_image_the_browser_can_show_is_shown_and_the_old_prediction_marked(
+        page: Page, live_server: str, api: httpx.Client, console: Console) -> None:
+    svg: FilePayload = {"name": "one.svg", "mimeType": "image/svg+xml", "buffer": (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><rect width="28" height="28"/>'
+        b'<path d="M14 4 V24" stroke="white" stroke-width="4"/></svg>')}
+    sentence = refused(api, svg)
+    console.allow(r"Failed to load resource: the server responded with a status of 422")
+
+    open_page(page, live_server, "?model=mnist-lenet&sample=" + card_sample(label=7)[0])
+    page.set_input_files("[data-control=file]", svg)
+    status = page.wait_for_selector("[data-view=status].error")
+    assert status is not None and status.text_content() == f"one.svg: {sentence}"
+    check_previous_result_is_kept_and_marked(page, "7", "one.svg")
+    img = page.wait_for_selector("[data-view=original] img")
+    assert img is not None and img.evaluate("i => i.complete && i.naturalWidth") == 28  # decoded, not broken
+    assert page.locator("[data-view=original] [data-unreadable]").count() == 0
+
+    mark_result(page)  # the next good upload clears every mark
+    page.set_input_files("[data-control=file]", card_sample(label=7)[1])
+    assert new_verdict(page) == "7"
+    assert page.locator("[data-previous], [data-previous-note], [data-unreadable]").count() == 0
     assert page.text_content("[data-view=status]") == ""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from app.engine.graph import Graph, build_graph
-from app.engine.probe import LOSSES, BackwardResult, backward, forward
+from app.engine.probe import LOSSES, BackwardResult, backward, final_softmax, forward
 from app.errors import InvalidRequest, NotFound
 from tests.nets import NAMES, make
 
@@ -318,3 +318,75 @@ def test_identity_layers_and_functional_parameters_get_their_own_gradients() -> 
     close(result.activation_gradients["same"], d_same)
     close(result.activation_gradients["conv"], d_y)  # through both the identity and the add
     close(result.parameter_gradients["mul"]["b"], d_scale)
+
+
+class EndsInSoftmax(nn.Module):
+    """A network whose forward returns probabilities: its last layer is a softmax over the classes."""
+
+    def __init__(self, body: nn.Module, how: str) -> None:
+        super().__init__()
+        self.body = body
+        self.how = how
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z: Tensor = self.body(x)
+        if self.how == "module":
+            out: Tensor = self.softmax(z)
+            return out
+        if self.how == "method":
+            return z.softmax(-1)
+        return torch.nn.functional.softmax(z, dim=1)
+
+
+@pytest.mark.parametrize("how", ["module", "function", "method"])
+def test_a_final_softmax_is_not_applied_twice_and_losses_read_the_real_logits(how: str) -> None:
+    body, shape = make("lenet")
+    graph = build_graph(EndsInSoftmax(body, how).eval(), shape)
+    plain = build_graph(body, shape)
+    assert graph.layers[-1].type == "softmax" and final_softmax(graph) == graph.layers[-1].name
+    assert final_softmax(plain) is None
+    x = torch.randn(1, *shape)
+    with torch.no_grad():
+        z = body(x.clone())
+    for result in (forward(graph, x, layers=["body.conv1"]), backward(graph, x, layers=["body.conv1"])):
+        close(result.logits, z)  # the softmax's input, recorded although only conv1 was asked for
+        close(result.probabilities, z.softmax(1))
+        close(result.output, result.probabilities, rtol=0, atol=0)
+        assert list(result.activations) == ["body.conv1"]
+    unwrapped = forward(plain, x)
+    close(unwrapped.logits, unwrapped.output, rtol=0, atol=0)
+    close(unwrapped.probabilities, z.softmax(1))
+
+    last = graph.layers[-1].name
+    for loss in LOSSES:
+        ours, reference = backward(graph, x, 3, loss), backward(plain, x, 3, loss)
+        assert ours.loss == pytest.approx(reference.loss, rel=1e-6)  # on the logits, not a 2nd softmax
+        assert ours.loss == pytest.approx(hand_loss(z, 3, loss).item(), rel=1e-5)
+        close(ours.input_gradient, reference.input_gradient)
+        for layer in plain.layers:
+            close(ours.activation_gradients[f"body.{layer.name}"], reference.activation_gradients[layer.name])
+            for key, grad in reference.parameter_gradients.get(layer.name, {}).items():
+                close(ours.parameter_gradients[f"body.{layer.name}"][key], grad)
+        if loss == "mse":  # mse reads the model's own probabilities: d/dp of mean((p - e_3)^2)
+            p = z.softmax(1)
+            target = torch.zeros_like(p)
+            target[0, 3] = 1.0
+            close(ours.activation_gradients[last], 2 * (p - target) / p.shape[1])
+        else:  # cross_entropy and logit do not pass through the final softmax
+            assert torch.equal(ours.activation_gradients[last], torch.zeros_like(z))
+
+
+def test_a_softmax_over_another_dimension_is_not_taken_for_the_head() -> None:
+    class BatchSoftmax(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return torch.softmax(self.fc(x.flatten(1)), 0)  # over the batch: all ones for one image
+
+    graph = build_graph(BatchSoftmax().eval(), [1, 2, 2])
+    assert graph.layers[-1].type == "softmax" and final_softmax(graph) is None
+    result = forward(graph, torch.randn(1, 1, 2, 2))
+    close(result.logits, result.output, rtol=0, atol=0)

@@ -78,13 +78,37 @@ export function wirePad(canvas, clearButton, choose) {
   clearButton.addEventListener('click', clear);
 }
 
-/** The original image beside the preprocessed input the model actually sees. */
+/** What to call an image in a sentence: the file's name, "your drawing", or the sample's id. */
+export function imageName(source) {
+  if (source.drawn) return 'your drawing';
+  return source.name ?? (source.sample ? `sample ${source.sample}` : 'the image');
+}
+
+/** A short muted sentence in place of, or under, an image. */
+function note(text, hook) {
+  const p = document.createElement('p');
+  p.className = 'hint';
+  p.dataset[hook] = '';
+  p.textContent = text;
+  return p;
+}
+
+/**
+ * The original image beside the preprocessed input the model actually sees. The original is shown
+ * only if the browser can decode it (a PDF dropped by mistake gets a sentence, not a broken-image
+ * icon). After a failed run (`store.rejected`) the input drawn is still the previous image's,
+ * dimmed and labelled so; see run() in main.js for why it stays.
+ */
 export function renderInputs(original, prepared, store) {
   original.replaceChildren();
-  if (store.source?.url) {
+  const source = store.source;
+  if (source?.url) {
     const img = document.createElement('img');
-    img.src = store.source.url;
-    img.alt = 'The image you gave';
+    const name = imageName(source);
+    img.alt = `The image you gave: ${name}`;
+    img.addEventListener('error', () => img.replaceWith(
+      note(`${name} cannot be shown: the browser cannot read it as an image.`, 'unreadable')));
+    img.src = source.url;
     original.append(img);
   }
   const input = store.result?.input;
@@ -97,5 +121,22 @@ export function renderInputs(original, prepared, store) {
     drawInput(canvas, input, store.model.input.mean, store.model.input.std);
     canvas.dataset.prepared = '';
     prepared.replaceChildren(canvas);
+    if (store.rejected) {
+      canvas.style.opacity = '0.45';
+      canvas.setAttribute('aria-label', `What the model saw of the previous image: ${c}×${h}×${w}`);
+      prepared.append(note('previous image', 'previousNote'));
+    }
+  }
+}
+
+/** Mark the prediction on show as the previous image's while the last run failed, or unmark it. */
+export function markPrevious(container, store) {
+  const stale = Boolean(store.rejected && store.result);
+  container.toggleAttribute('data-previous', stale);
+  container.style.opacity = stale ? '0.45' : '';
+  const old = container.parentElement.querySelector(':scope > [data-previous-note]');
+  if (old) old.remove();
+  if (stale) {
+    container.before(note(`For the previous image: ${imageName(store.rejected)} was not run.`, 'previousNote'));
   }
 }

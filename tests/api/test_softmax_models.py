@@ -1,0 +1,143 @@
+"""A model that ends in a softmax layer: the API serves its real logits (the softmax's input) and
+its own probabilities, never a softmax of probabilities; backward's losses read the real logits.
+
+The model is the built-in LeNet with `nn.Softmax(dim=1)` appended, loaded from a model card and
+the shipped weights written into a temporary folder, as a user would register one.
+"""
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from app.codec import decode
+from app.config import ROOT, Settings
+from app.main import create_app
+from models.lenet import LeNet
+
+MODEL = "softmax-lenet"
+M = f"/api/models/{MODEL}"
+close = torch.testing.assert_close
+
+
+class SoftmaxLeNet(LeNet):
+    """LeNet whose forward returns probabilities (the card's factory points here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.softmax(super().forward(x))
+        return out
+
+
+@pytest.fixture(scope="module")
+def card_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding only softmax-lenet: mnist-lenet's card, weights and two samples."""
+    folder = tmp_path_factory.mktemp("models")
+    card = json.loads((ROOT / "models" / "mnist-lenet.json").read_text())
+    shutil.copy(ROOT / "models" / card["weights"], folder / "weights.safetensors")
+    samples = card["samples"][:2]
+    for sample in samples:
+        (folder / sample["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "models" / sample["file"], folder / sample["file"])
+    card |= {"id": MODEL, "name": "LeNet-5 ending in a softmax", "weights": "weights.safetensors", "samples": samples,
+             "architecture": {"factory": f"{__name__}:SoftmaxLeNet", "kwargs": {}}}
+    (folder / f"{MODEL}.json").write_text(json.dumps(card))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(card_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(models_dir=card_dir))) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def plain(card_dir: Path) -> LeNet:
+    """The same network without its softmax, in plain PyTorch: the real logits' reference."""
+    model = LeNet()
+    model.load_state_dict(load_file(card_dir / "weights.safetensors"))
+    return model.eval()
+
+
+def sample_ids(client: TestClient) -> list[str]:
+    return [s["id"] for s in client.get(f"{M}/samples").json()["samples"]]
+
+
+def post(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = client.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def test_the_model_is_served_with_its_softmax_as_last_layer(client: TestClient) -> None:
+    layers = client.get(M).json()["layers"]
+    assert [layers[-1]["name"], layers[-1]["type"], layers[-1]["inputs"]] == ["softmax", "softmax", ["fc3"]]
+
+
+@pytest.mark.parametrize("layers", [None, ["conv1"], ["softmax"], ["fc3", "softmax"]])
+def test_forward_serves_the_real_logits_and_the_models_probabilities(
+        client: TestClient, plain: LeNet, layers: list[str] | None) -> None:
+    for sample in sample_ids(client):
+        body = post(client, f"{M}/forward", {"sample": sample} | ({"layers": layers} if layers else {}))
+        x = decode(body["input"]).unsqueeze(0)
+        with torch.no_grad():
+            z = plain(x)[0]
+        served = body["prediction"]
+        logits, probabilities = torch.tensor(served["logits"]), torch.tensor(served["probabilities"])
+        close(logits, z, rtol=0, atol=1e-5)  # the softmax's input, not its output
+        close(probabilities, z.softmax(0), rtol=0, atol=1e-6)  # one softmax, not two
+        close(probabilities, logits.softmax(0), rtol=0, atol=1e-6)
+        assert probabilities.sum().item() == pytest.approx(1.0, abs=1e-5)
+        assert probabilities.max().item() > 0.5  # a double softmax of 10 classes stays below 0.24
+        assert served["index"] == int(z.argmax()) and served["label"] == str(served["index"])
+        # The response's layers are the ones asked for, however the logits were found.
+        assert list(body["layers"]) == (layers or [layer["name"] for layer in client.get(M).json()["layers"]])
+        if "softmax" in body["layers"]:
+            close(decode(body["layers"]["softmax"]), probabilities, rtol=0, atol=0)
+        if "fc3" in body["layers"]:
+            close(decode(body["layers"]["fc3"]), logits, rtol=0, atol=0)
+
+
+def plain_loss(z: Tensor, target: int, loss: str) -> Tensor:
+    """The three losses on the real logits z [1, K], from their definitions."""
+    p = z.softmax(1)
+    if loss == "cross_entropy":
+        return -p[0, target].log()
+    if loss == "mse":
+        one_hot = torch.zeros_like(p)
+        one_hot[0, target] = 1.0
+        return ((p - one_hot) ** 2).mean()
+    return z[0, target]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", "logit"])
+def test_backward_takes_its_loss_on_the_real_logits(client: TestClient, plain: LeNet, loss: str) -> None:
+    sample = sample_ids(client)[0]
+    forward = post(client, f"{M}/forward", {"sample": sample, "layers": ["conv1"]})
+    body = post(client, f"{M}/backward", {"sample": sample, "target": 3, "loss": loss,
+                                          "layers": ["conv1", "fc3", "softmax"]})
+    assert body["prediction"] == forward["prediction"]
+    x = decode(body["input"]).unsqueeze(0).requires_grad_(True)
+    z = plain(x)
+    value = plain_loss(z, 3, loss)
+    d_x, d_z = torch.autograd.grad(value, [x, z])
+    assert body["loss"] == pytest.approx(value.item(), rel=1e-5, abs=1e-6)
+    close(decode(body["input_gradient"]), d_x[0], rtol=1e-4, atol=1e-6)
+    close(decode(body["layers"]["fc3"]["activation_gradient"]), d_z[0], rtol=1e-4, atol=1e-7)
+    softmax_gradient = decode(body["layers"]["softmax"]["activation_gradient"])
+    if loss == "mse":  # mse reads the probabilities from the softmax layer itself
+        p = z.detach().softmax(1)[0]
+        close(softmax_gradient, 2 * (p - torch.eye(10)[3]) / 10, rtol=1e-4, atol=1e-7)
+    else:  # the loss is a function of the logits: it does not pass through the final softmax
+        assert torch.count_nonzero(softmax_gradient) == 0
