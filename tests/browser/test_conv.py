@@ -1,0 +1,133 @@
+"""The convolution and pooling lessons: click an output value, and the page's own arithmetic (sum of
+products + bias, or the max of the window) equals the value it shows as served, which equals what
+the API itself serves for that image; step and play move the position; the shift experiment runs.
+"""
+
+import math
+
+import httpx
+import pytest
+import torch
+from playwright.sync_api import Locator, Page
+
+from app.codec import decode
+from tests.browser.ui import open_page, query, shoot
+
+LESSON = "[data-view=detail] .lesson"
+REL = 1e-4  # the page's float64 sum of float32 products against float32 PyTorch
+
+
+def served_map(api: httpx.Client, model: str, sample: str, layer: str) -> torch.Tensor:
+    """The layer's output [C, H, W] for a sample, from the API directly."""
+    answer = api.post(f"/api/models/{model}/forward?encoding=base64", json={"sample": sample, "layers": [layer]})
+    assert answer.status_code == 200, answer.text
+    return decode(answer.json()["layers"][layer])
+
+
+def open_lesson(page: Page, live_server: str, model: str, layer: str) -> tuple[str, Locator]:
+    """Open the page on `layer`; returns the sample it shows and the lesson's output map."""
+    open_page(page, live_server, f"?model={model}&layer={layer}")
+    page.wait_for_selector(f"[data-view=detail][data-layer='{layer}'] .lesson canvas[data-output-map]")
+    return query(page)["sample"], page.locator(f"{LESSON} canvas[data-output-map]")
+
+
+def position(page: Page) -> tuple[int, int, int]:
+    c, y, x = (int(v) for v in (page.get_attribute(LESSON, "data-position") or "").split(","))
+    return c, y, x
+
+
+def click_cell(canvas: Locator, y: int, x: int) -> None:
+    """Click the centre of cell (y, x) of a lesson map, from its own data-rows / data-cols."""
+    box = canvas.bounding_box()
+    assert box is not None
+    rows, cols = int(canvas.get_attribute("data-rows") or 0), int(canvas.get_attribute("data-cols") or 0)
+    canvas.click(position={"x": (x + 0.5) * box["width"] / cols, "y": (y + 0.5) * box["height"] / rows})
+
+
+def value(page: Page, hook: str) -> float:
+    text = page.get_attribute(f"{LESSON} [data-{hook}]", "data-value")
+    assert text is not None, f"no [data-{hook}] in the lesson"
+    return float(text)
+
+
+def check_agreement(page: Page, served: torch.Tensor, result: str, shown: str) -> tuple[int, int, int]:
+    """The page's own result equals the value it shows as served, and that equals the API's."""
+    c, y, x = position(page)
+    mine, theirs = value(page, result), value(page, shown)
+    assert mine == pytest.approx(theirs, rel=REL, abs=REL), f"at {(c, y, x)}: page computes {mine}, shows {theirs} as served"
+    assert theirs == served[c, y, x].item(), f"at {(c, y, x)}: page shows {theirs}, the API serves {served[c, y, x].item()}"
+    return c, y, x
+
+
+def step_and_play(page: Page, served: torch.Tensor, result: str, shown: str) -> None:
+    """Step moves one position in reading order (to the next row at a row's end) and the page's
+    result still agrees; play toggles aria-pressed."""
+    _, rows, cols = served.shape
+    click_cell(page.locator(f"{LESSON} canvas[data-output-map]"), 1, cols - 2)
+    c = position(page)[0]
+    for expected in [(c, 1, cols - 1), (c, 2, 0), (c, 2, 1)]:
+        page.click(f"{LESSON} [data-action=step]")
+        assert position(page) == expected
+        check_agreement(page, served, result, shown)
+    play = page.locator(f"{LESSON} [data-action=play]")
+    assert play.get_attribute("aria-pressed") == "false"
+    play.click()
+    assert play.get_attribute("aria-pressed") == "true"
+    play.click()
+    assert play.get_attribute("aria-pressed") == "false"
+    check_agreement(page, served, result, shown)
+
+
+@pytest.mark.parametrize("model, layer", [("mnist-lenet", "conv1"), ("fashion-tinyvgg", "conv2_1")])
+def test_clicked_conv_value_is_the_sum_of_products_plus_bias_and_the_served_one(
+        page: Page, live_server: str, api: httpx.Client, model: str, layer: str) -> None:
+    sample, canvas = open_lesson(page, live_server, model, layer)
+    served = served_map(api, model, sample, layer)
+    channels, rows, cols = served.shape
+    assert [int(canvas.get_attribute("data-rows") or 0), int(canvas.get_attribute("data-cols") or 0)] == [rows, cols]
+    check_agreement(page, served, "neuron-sum", "neuron-served")  # the view opens on a value of its own
+
+    # Inside, a corner and an edge (where the window reads padding), then another channel.
+    for y, x, padded in [(rows // 2, cols // 3, False), (0, 0, True), (rows - 1, cols // 2, True)]:
+        click_cell(canvas, y, x)
+        c, got_y, got_x = check_agreement(page, served, "neuron-sum", "neuron-served")
+        assert (got_y, got_x) == (y, x)
+        pads = page.locator(f"{LESSON} [data-products] .pad").count()
+        assert (pads > 0) == padded, f"({y}, {x}): {pads} padding cells among the products"
+    page.select_option(f"{LESSON} [data-control=output-channel]", str(channels - 1))
+    canvas = page.locator(f"{LESSON} canvas[data-output-map]")  # a new map for the new channel
+    click_cell(canvas, 1, cols - 2)
+    assert check_agreement(page, served, "neuron-sum", "neuron-served") == (channels - 1, 1, cols - 2)
+    shoot(page, f"conv-{model}-{layer}", LESSON)
+    step_and_play(page, served, "neuron-sum", "neuron-served")
+
+
+@pytest.mark.parametrize("model, layer", [("mnist-lenet", "pool1"), ("fashion-tinyvgg", "pool2")])
+def test_clicked_pool_value_is_the_max_of_its_window_and_the_served_one(
+        page: Page, live_server: str, api: httpx.Client, model: str, layer: str) -> None:
+    sample, canvas = open_lesson(page, live_server, model, layer)
+    served = served_map(api, model, sample, layer)
+    _, rows, cols = served.shape
+    check_agreement(page, served, "pool-result", "pool-served")
+    for y, x in [(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 2)]:
+        click_cell(canvas, y, x)
+        assert check_agreement(page, served, "pool-result", "pool-served")[1:] == (y, x)
+        assert page.locator(f"{LESSON} .numgrid .marked").count() == 1  # the max, outlined
+    strongest = divmod(int(served[0].argmax()), cols)  # a window worth a screenshot
+    click_cell(canvas, *strongest)
+    assert check_agreement(page, served, "pool-result", "pool-served") == (0, *strongest)
+    assert value(page, "pool-result") > 0
+    shoot(page, f"pool-{model}-{layer}", LESSON)
+    step_and_play(page, served, "pool-result", "pool-served")
+
+    page.click(f"{LESSON} [data-action=shift]")
+    result = page.wait_for_selector(f"{LESSON} .shift-result")
+    assert result is not None and result.get_attribute("data-shift") == "1,right"
+    changes = {}
+    for when in ("before", "after"):
+        text = page.get_attribute(f"{LESSON} .shift-result [data-change={when}]", "data-value")
+        assert text is not None
+        changes[when] = float(text)
+        assert math.isfinite(changes[when]) and changes[when] >= 0
+    assert changes["before"] > 0, "a 1-pixel shift changed nothing before pooling"
+    shoot(page, f"pool-shift-{model}-{layer}", LESSON)
