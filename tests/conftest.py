@@ -3,6 +3,7 @@
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -31,7 +32,9 @@ def start_server(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        # A file, not a pipe: nobody reads a pipe while tests run, and a full pipe (~64 kB of
+        # access log) would freeze the server on its next write.
+        cwd=ROOT, stdout=tempfile.TemporaryFile(), stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -41,7 +44,7 @@ def start_server(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
             return server, url
         except httpx.TransportError:
             if server.poll() is not None:
-                raise RuntimeError(server.stdout.read().decode() if server.stdout else "server died")
+                raise RuntimeError("the server exited before answering")
             if time.monotonic() > deadline:
                 server.kill()
                 raise RuntimeError("the server did not answer within 60 s")
