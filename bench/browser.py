@@ -14,7 +14,8 @@ samples and, inside the page, times
                   response.json(), nothing decoded or drawn: the baseline;
   API + decode    the page's own api.forward(): the baseline plus base64 → Float32Array.
 
-The three kinds of run are interleaved, so all see the same machine. "Drawing adds" is the median
+The three kinds of run are interleaved, so all see the same machine, and each starts once the page
+has gone quiet (two frames and 50 ms after the last). "Drawing adds" is the median
 click → drawn minus the median API time. The issue's aim: under 30 ms for fashion-tinyvgg. With
 --profile (automatic when the aim is missed) it also records clicks with Chrome's CPU profiler (the
 page's functions by self and total time) and with Chrome's tracing (the renderer's time by kind:
@@ -56,7 +57,8 @@ CLICK_TO_DRAWN = """async ([sample, columns, channels, detailChannels]) => {
     if (!verdict || verdict === old) return false;
     const figures = document.querySelectorAll('[data-view=overview] > figure');
     if (figures.length !== columns) return false;
-    if (document.querySelectorAll('[data-view=overview] canvas').length !== channels) return false;
+    const canvases = [...document.querySelectorAll('[data-view=overview] canvas')];
+    if (canvases.reduce((n, c) => n + Number(c.dataset.channels), 0) !== channels) return false;
     return document.querySelectorAll('[data-view=detail] .channels canvas').length === detailChannels;
   };
   const start = performance.now();
@@ -113,7 +115,8 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def expected_counts(model: dict[str, Any]) -> tuple[int, int, int]:
-    """(overview columns, overview canvases, detail canvases at the first layer) once all is drawn."""
+    """(overview columns, overview channels summed over the columns' data-channels, detail canvases at the
+    first layer) once all is drawn."""
     per_layer = [s[0] if len(s) == 3 else 1 for s in (layer["output_shape"] for layer in model["layers"])]
     return len(per_layer) + 1, sum(per_layer) + 1, per_layer[0]
 
@@ -122,14 +125,23 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+# Let the page go quiet before each timed run: the previous click's frame (the canvases handed to the
+# compositor come after `painted`'s frame callback) would otherwise land in the next run, most of all in
+# "API alone", which runs right after a click and could then read slower than "API + decode".
+SETTLE = """() => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(resolve, 50))))"""
+
+
 def bench_model(page: Page, url: str, model: dict[str, Any], samples: list[str], reps: int) -> dict[str, list[float]]:
     open_model(page, url, model, samples[1])
     counts = expected_counts(model)
     times: dict[str, list[float]] = defaultdict(list)
     for i in range(reps + 2):  # two warm-up rounds, not kept
         sample = samples[i % 2]
+        page.evaluate(SETTLE)
         drawn, painted = page.evaluate(CLICK_TO_DRAWN, [sample, *counts])
+        page.evaluate(SETTLE)
         api = page.evaluate(API_ALONE, [model["id"], sample])
+        page.evaluate(SETTLE)
         decoded = page.evaluate(API_DECODED, [model["id"], sample])
         if i >= 2:
             times["drawn"].append(drawn)

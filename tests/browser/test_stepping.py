@@ -8,7 +8,7 @@ from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app.codec import decode
-from tests.browser.ui import open_page, query, shoot, varied
+from tests.browser.ui import open_page, overview_columns, query, shoot, varied
 
 MODELS = ["mnist-lenet", "fashion-tinyvgg"]
 
@@ -51,6 +51,8 @@ def test_arrow_keys_step_through_every_layer_and_the_url_follows(
     network = layers[model]
     open_page(page, live_server, f"?model={model}&sample={sample}")
 
+    # A step only moves the overview's highlight: the column canvases stay the same elements.
+    page.eval_on_selector("[data-view=overview] figure[data-layer] canvas", "canvas => canvas.dataset.kept = ''")
     shot: set[str] = set()
     for i, layer in enumerate(network):
         if i:
@@ -69,6 +71,8 @@ def test_arrow_keys_step_through_every_layer_and_the_url_follows(
             shot.add(layer["type"])
             settle(page, layer)
             shoot(page, f"detail-{model}-{i + 1:02d}-{name}", "[data-view=detail]")
+
+    assert page.locator("[data-view=overview] canvas[data-kept]").count() == 1, "the overview was rebuilt by a step"
 
     page.keyboard.press("ArrowRight")  # at the last layer, → stays there
     assert detail_layer(page) == network[-1]["name"]
@@ -94,13 +98,45 @@ def test_arrow_keys_step_through_every_layer_and_the_url_follows(
 
 @pytest.mark.parametrize("model", MODELS)
 def test_overview_has_a_column_per_layer_and_the_input(
-        page: Page, live_server: str, layers: dict[str, list[dict[str, Any]]], model: str) -> None:
+        page: Page, live_server: str, api: httpx.Client, layers: dict[str, list[dict[str, Any]]], model: str) -> None:
     network = layers[model]
+    sample = api.get(f"/api/models/{model}/samples").json()["samples"][0]["id"]
     open_page(page, live_server, f"?model={model}")
-    columns = page.eval_on_selector_all("[data-view=overview] > figure[data-layer]",
+    figures = page.eval_on_selector_all("[data-view=overview] > figure[data-layer]",
                                         "figures => figures.map(f => [f.dataset.layer, f.querySelectorAll('canvas').length])")
-    assert columns == [["input", 1]] + [[layer["name"], channel_count(layer)] for layer in network]
+    assert figures == [[name, 1] for name in ["input", *(layer["name"] for layer in network)]], "one canvas per column"
+    columns = overview_columns(page)
+    assert [[c["layer"], c["channels"]] for c in columns] == \
+        [["input", 1]] + [[layer["name"], channel_count(layer)] for layer in network]
+    for column in columns:  # the pixels hold one band per channel, parted by transparent gaps
+        assert len(column["bands"]) == column["channels"], f"{column['layer']}: bands of pixels vs data-channels"
+    assert columns[0]["bands"][0][2], "the input picture is blank"
+    shown = {c["layer"]: [band[2] for band in c["bands"]] for c in columns[1:]}
+    assert shown == served_variation(api, model, sample), "blank channels where the served maps vary, or the opposite"
     assert any(varied(page, "[data-view=overview] canvas"))
+
+    # Pointing at a channel names it and where the layer's input came from.
+    layer = network[2]
+    column = columns[3]
+    channel = min(5, column["channels"] - 1)
+    first, end, _ = column["bands"][channel]
+    selector = f"[data-view=overview] figure[data-layer='{layer['name']}'] canvas"
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    page.hover(selector, position={"x": box["width"] / 2, "y": (first + end) / 2 * box["height"] / column["height"]})
+    assert page.is_visible("[data-view=overview] .overview-tip")
+    assert page.text_content("[data-view=overview] .overview-tip") == \
+        f"{layer['name']} · channel {channel} · from {', '.join(layer['inputs'])}"
+    assert page.is_visible(f"[data-view=overview] figure[data-layer='{layer['name']}'] .overview-mark")
+    page.mouse.move(0, 0)
+    assert page.is_hidden("[data-view=overview] .overview-tip")
+
+    # Another colour scale repaints the same canvases.
+    checksum = "canvases => canvases.map(c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((a, b) => (a * 31 + b) % 1000003, 0))"
+    before = page.eval_on_selector_all("[data-view=overview] canvas", checksum)
+    page.select_option("[data-control=scale]", "layer")
+    after = page.eval_on_selector_all("[data-view=overview] canvas", checksum)
+    assert len(after) == len(before) and after != before, "the overview did not follow the colour scale"
     page.click(f"[data-view=overview] figure[data-layer='{network[-1]['name']}']")  # a column opens its layer
     assert detail_layer(page) == network[-1]["name"]
     shoot(page, f"overview-{model}", "[data-view=overview]")

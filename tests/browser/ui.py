@@ -74,3 +74,36 @@ VARIED = """selector => [...document.querySelectorAll(selector)].map(canvas => {
 def varied(page: Page, selector: str) -> list[bool]:
     result: Any = page.evaluate(VARIED, selector)
     return [bool(v) for v in result]
+
+
+# The overview draws a layer's channels stacked in one canvas, parted by rows left transparent. For
+# every canvas under `selector`: its layer, its `data-channels`, its bitmap height, and its bands of
+# opaque rows (one per channel, top to bottom) as [first row, end row, shows more than one colour].
+COLUMNS = """selector => [...document.querySelectorAll(selector)].map(canvas => {
+  const { width, height } = canvas;
+  const { data } = canvas.getContext('2d').getImageData(0, 0, width, height);
+  const opaque = y => { for (let x = 0; x < width; x++) if (data[4 * (y * width + x) + 3]) return true; return false; };
+  const bands = [];
+  for (let y = 0, start = -1; y <= height; y++) {
+    const inside = y < height && opaque(y);
+    if (inside && start < 0) start = y;
+    if (!inside && start >= 0) { bands.push([start, y]); start = -1; }
+  }
+  return {
+    layer: canvas.closest('[data-layer]').dataset.layer,
+    channels: Number(canvas.dataset.channels),
+    height,
+    bands: bands.map(([from, to]) => {
+      let varied = false;
+      for (let i = 4 * from * width; i < 4 * to * width && !varied; i += 4) {
+        for (let k = 0; k < 4; k++) varied ||= data[i + k] !== data[4 * from * width + k];
+      }
+      return [from, to, varied];
+    }),
+  };
+})"""
+
+
+def overview_columns(page: Page, selector: str = "[data-view=overview] figure[data-layer] canvas") -> list[dict[str, Any]]:
+    result: Any = page.evaluate(COLUMNS, selector)
+    return list(result)

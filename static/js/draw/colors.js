@@ -28,6 +28,32 @@ export function colour(v, lo, hi) {
   return ramp(SEQUENTIAL, hi > lo ? (v - lo) / (hi - lo) : 0);
 }
 
+// The two ramps precomputed at 256 levels, for drawing many values at once (heatmap.js). Each entry
+// is one RGBA pixel packed in a Uint32 in the platform's byte order, so a Uint32Array view over an
+// ImageData's buffer takes entries as they are. Entry i is ramp(stops, i / 255): the same colours as
+// colour(), with t rounded to the nearest 1/255 (at most a unit or two off per channel).
+function table(stops) {
+  const bytes = new Uint8ClampedArray(256 * 4);
+  for (let i = 0; i < 256; i++) bytes.set([...ramp(stops, i / 255), 255], 4 * i);
+  return new Uint32Array(bytes.buffer);
+}
+const SEQUENTIAL_LUT = table(SEQUENTIAL);
+const DIVERGING_LUT = table(DIVERGING);
+/** The packed pixel for values that are not finite: magenta, as colour() gives. */
+export const NOT_FINITE = new Uint32Array(new Uint8ClampedArray([255, 0, 255, 255]).buffer)[0];
+
+/**
+ * How to colour values over [lo, hi] from a table, choosing the scale as colour() does:
+ * entry = round((v - base) * k), clamped to 0…255.
+ */
+export function lookup(lo, hi) {
+  if (lo < 0 && hi > 0) {
+    const m = Math.max(-lo, hi);
+    return { table: DIVERGING_LUT, base: -m, k: 255 / (2 * m) };
+  }
+  return { table: SEQUENTIAL_LUT, base: lo, k: hi > lo ? 255 / (hi - lo) : 0 };
+}
+
 /** A CSS gradient matching colour() over [lo, hi], for legends. */
 export function legendGradient(lo, hi) {
   const stops = [0, 0.25, 0.5, 0.75, 1].map(t => `rgb(${colour(lo + (hi - lo) * t, lo, hi).join(',')})`);

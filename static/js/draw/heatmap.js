@@ -1,6 +1,6 @@
 // Channels drawn as heatmaps on canvas with ImageData: one pixel per value, scaled up by CSS.
 
-import { colour } from './colors.js';
+import { NOT_FINITE, lookup } from './colors.js';
 
 /** [min, max] of data[from, to), finite values only. */
 export function range(data, from = 0, to = data.length) {
@@ -13,17 +13,40 @@ export function range(data, from = 0, to = data.length) {
   return lo === Infinity ? [0, 0] : [lo, hi];
 }
 
+/**
+ * Write the h×w map at data[offset] as packed pixels (colors.js tables) into `out`, a Uint32Array
+ * view of an ImageData's buffer, starting at pixel `at` of an image `stride` pixels wide; each value
+ * becomes a zoom×zoom block. Returns out.
+ */
+export function fillMap(out, at, stride, data, offset, h, w, lo, hi, zoom = 1) {
+  const { table, base, k } = lookup(lo, hi);
+  const rowLength = w * zoom;
+  for (let y = 0; y < h; y++) {
+    const row = at + y * zoom * stride;
+    const from = offset + y * w;
+    for (let x = 0; x < w; x++) {
+      const v = data[from + x];
+      let pixel;
+      if (v - v !== 0) pixel = NOT_FINITE;  // NaN or ±Infinity
+      else {
+        const t = (v - base) * k;
+        pixel = table[t >= 255 ? 255 : t > 0 ? (t + 0.5) | 0 : 0];
+      }
+      if (zoom === 1) out[row + x] = pixel;
+      else for (let i = row + x * zoom, end = i + zoom; i < end; i++) out[i] = pixel;
+    }
+    for (let r = 1; r < zoom; r++) out.copyWithin(row + r * stride, row, row + rowLength);
+  }
+  return out;
+}
+
 /** Draw an h×w map starting at data[offset] onto canvas, coloured over [lo, hi]. */
 export function drawMap(canvas, data, offset, h, w, lo, hi) {
   canvas.width = w;
   canvas.height = h;
   const ctx = canvas.getContext('2d');
   const image = ctx.createImageData(w, h);
-  const px = image.data;
-  for (let i = 0; i < h * w; i++) {
-    const [r, g, b] = colour(data[offset + i], lo, hi);
-    px[4 * i] = r; px[4 * i + 1] = g; px[4 * i + 2] = b; px[4 * i + 3] = 255;
-  }
+  fillMap(new Uint32Array(image.data.buffer), 0, w, data, offset, h, w, lo, hi);
   ctx.putImageData(image, 0, 0);
   return canvas;
 }

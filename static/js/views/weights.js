@@ -31,6 +31,25 @@ function kernelGrid(weight) {
   return grid;
 }
 
+const OPEN_KERNELS = 64;  // more kernels than this start folded away, so the lesson below stays in reach
+
+/** A kernel grid, folded in a closed <details> when it is large; drawn when first opened. */
+function kernels(weight) {
+  const [out, inp] = weight.shape;
+  if (out * inp <= OPEN_KERNELS) return kernelGrid(weight);
+  const details = document.createElement('details');
+  details.className = 'kernel-fold';
+  const summary = document.createElement('summary');
+  const label = open => `weight ${weight.shape.join('×')} — ${out * inp} kernels, ${open ? 'hide' : 'show'}`;
+  summary.textContent = label(false);
+  details.append(summary);
+  details.addEventListener('toggle', () => {
+    summary.textContent = label(details.open);
+    if (details.open && details.childElementCount === 1) details.append(kernelGrid(weight));
+  });
+  return details;
+}
+
 function matrix(tensor, label) {
   const [lo, hi] = range(tensor.data);
   const [h, w] = tensor.shape.length === 2 ? tensor.shape : [1, tensor.shape[0]];
@@ -61,7 +80,7 @@ export async function render(container, store, layer) {
     const caption = document.createElement('figcaption');
     const [lo, hi] = range(tensor.data);
     caption.textContent = `${key} ${tensor.shape.join('×')} · ${lo.toFixed(3)} … ${hi.toFixed(3)}`;
-    block.append(tensor.shape.length === 4 ? kernelGrid(tensor) : matrix(tensor, `${layer.name} ${key}`), caption);
+    block.append(tensor.shape.length === 4 ? kernels(tensor) : matrix(tensor, `${layer.name} ${key}`), caption);
     container.append(block);
   }
 }
