@@ -204,21 +204,10 @@ export async function render(container, ctx) {
   container.append(parts.heading, parts.intro, controls.element, stage,
     el('p', 'step', '③ Multiply each value by the weight on it, and add up'), parts.math,
     el('p', 'step', g.perGroup > 1 ? '④ Add the channel sums and the bias' : '④ Add the bias'), parts.equation);
-  linkDetailCanvases(container, controls);
+  // Clicking a channel in the detail panel above picks that channel and value here.
+  ctx.linkChannels?.((c, y, x) => {
+    controls.set({ c, y, x });
+    container.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+  });
   update(state.pos);
-}
-
-/** Clicking a channel in the detail panel above picks that channel and value here. */
-function linkDetailCanvases(container, controls) {
-  const panel = container.closest('[data-view=detail]');
-  for (const canvas of panel ? panel.querySelectorAll('.channels canvas[data-channel]') : []) {
-    canvas.classList.add('pickable');
-    canvas.addEventListener('click', event => {
-      const r = canvas.getBoundingClientRect();
-      const y = Math.floor((event.clientY - r.top) / r.height * canvas.height);
-      const x = Math.floor((event.clientX - r.left) / r.width * canvas.width);
-      controls.set({ c: Number(canvas.dataset.channel), y, x });
-      container.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
-    });
-  }
 }

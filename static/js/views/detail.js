@@ -65,29 +65,50 @@ function legend(lo, hi, mode) {
   return box;
 }
 
-function channels(store, layer, tensor, readout) {
+/**
+ * The channel canvases of the layer, one per map, each reading its value under the pointer from
+ * `shown.tensor` (so a repaint for a new result needs no new listeners). A lesson may ask to hear
+ * of clicks on them (linkChannels).
+ */
+function channels(layer, tensor, readout) {
   const grid = document.createElement('div');
   grid.className = 'channels';
   const { count, h, w } = maps(tensor);
   const strip = tensor.shape.length === 1;
   for (let c = 0; c < count; c++) {
     const canvas = mapCanvas(`${layer.name} channel ${c + 1}`);
-    const [lo, hi] = scaleFor(store.scale, tensor, c, store.globalRange);
-    drawMap(canvas, tensor.data, c * h * w, strip ? w : h, strip ? 1 : w, lo, hi);
     canvas.dataset.channel = c;
     canvas.style.width = strip ? '24px' : `${SIZES.detailCell}px`;
     if (strip) canvas.style.height = `${Math.min(6 * w, 480)}px`;
-    canvas.addEventListener('pointermove', event => {
+    const at = event => {
       const r = canvas.getBoundingClientRect();
       const y = Math.min(canvas.height - 1, Math.floor((event.clientY - r.top) / r.height * canvas.height));
       const x = Math.min(canvas.width - 1, Math.floor((event.clientX - r.left) / r.width * canvas.width));
+      return { y, x };
+    };
+    canvas.addEventListener('pointermove', event => {
+      const { y, x } = at(event);
       const index = strip ? y : c * h * w + y * w + x;
       const where = strip ? `[${y}]` : `channel ${c}, row ${y}, column ${x}`;
-      readout.textContent = `${where}: ${tensor.data[index].toFixed(4)}`;
+      readout.textContent = `${where}: ${shown.tensor.data[index].toFixed(4)}`;
+    });
+    canvas.addEventListener('click', event => {
+      const { y, x } = at(event);
+      shown.onPick?.(c, y, x);
     });
     grid.append(canvas);
   }
   return grid;
+}
+
+/** Draw every channel of `tensor` into the grid's canvases under the store's colour scale. */
+function paintChannels(grid, store, tensor) {
+  const { h, w } = maps(tensor);
+  const strip = tensor.shape.length === 1;
+  grid.querySelectorAll('canvas').forEach((canvas, c) => {
+    const [lo, hi] = scaleFor(store.scale, tensor, c, store.globalRange);
+    drawMap(canvas, tensor.data, c * h * w, strip ? w : h, strip ? 1 : w, lo, hi);
+  });
 }
 
 function scaleChooser(store) {
@@ -104,30 +125,74 @@ function scaleChooser(store) {
   return label;
 }
 
-export async function render(container, store) {
+function legendFor(store, tensor) {
+  const [lo, hi] = store.scale === 'global' && store.globalRange ? store.globalRange : scaleFor('layer', tensor, 0);
+  return legend(lo, hi, store.scale);
+}
+
+// What the panel shows: {container, model, layer, tensor, scale, globalRange, grid, controls,
+// lesson, onPick}. Another layer or model rebuilds the panel; a new result or colour scale only
+// repaints the channels (and, for a new result, redoes the lesson); the parameters stay as drawn.
+let shown = null;
+
+/** The skeleton for the store's layer: header, controls, channels, parameters, an empty lesson. */
+function build(container, store, layer, tensor) {
   container.replaceChildren();
-  const layer = store.layer;
-  const tensor = layer && store.tensor(layer.name);
-  if (!tensor) return;
   container.dataset.layer = layer.name;
   container.dataset.type = layer.type;
   const readout = document.createElement('output');
   readout.className = 'readout';
   readout.textContent = 'Point at a map to read its values.';
-  const [lo, hi] = store.scale === 'global' && store.globalRange ? store.globalRange : scaleFor('layer', tensor, 0);
   const controls = document.createElement('div');
   controls.className = 'controls';
-  controls.append(scaleChooser(store), legend(lo, hi, store.scale), readout);
+  controls.append(scaleChooser(store), legendFor(store, tensor), readout);
   const body = document.createElement('div');
   body.className = 'detail-body';
   const params = document.createElement('section');
   params.className = 'params';
   const lesson = document.createElement('section');
   lesson.className = 'lesson';
-  body.append(channels(store, layer, tensor, readout), params);
+  const grid = channels(layer, tensor, readout);
+  body.append(grid, params);
   container.append(header(store, layer, tensor), controls, body, lesson);
-  const [view] = await Promise.all([viewFor(layer.type), weights.render(params, store, layer)]);
-  if (view && store.layer === layer) {
-    await view.render(lesson, { store, layer, tensor, input: store.tensor(layer.inputs[0]), weightsOf: weights.weightsOf });
+  shown = { container, model: store.model, layer, tensor: null, scale: null, globalRange: null,
+            grid, controls, lesson, onPick: null, params: weights.render(params, store, layer) };
+}
+
+/** The teaching view for the layer, drawn into a fresh section so a slower earlier one can't land. */
+async function renderLesson(store, layer, tensor) {
+  const lesson = document.createElement('section');
+  lesson.className = 'lesson';
+  shown.lesson.replaceWith(lesson);
+  shown.lesson = lesson;
+  shown.onPick = null;
+  shown.grid.querySelectorAll('canvas').forEach(c => c.classList.remove('pickable'));
+  const panel = shown;
+  const [view] = await Promise.all([viewFor(layer.type), panel.params]);
+  if (!view || panel.lesson !== lesson) return;
+  const linkChannels = pick => {
+    panel.onPick = pick;
+    panel.grid.querySelectorAll('canvas').forEach(c => c.classList.add('pickable'));
+  };
+  await view.render(lesson, { store, layer, tensor, input: store.tensor(layer.inputs[0]), weightsOf: weights.weightsOf, linkChannels });
+}
+
+export async function render(container, store) {
+  const layer = store.layer;
+  const tensor = layer && store.tensor(layer.name);
+  if (!tensor) {
+    container.replaceChildren();
+    shown = null;
+    return;
   }
+  const same = shown && shown.container === container && shown.model === store.model && shown.layer === layer
+    && shown.tensor?.shape.join('×') === tensor.shape.join('×') && container.contains(shown.grid);
+  if (!same) build(container, store, layer, tensor);
+  const newResult = shown.tensor !== tensor;
+  if (newResult || shown.scale !== store.scale || shown.globalRange !== store.globalRange) {
+    paintChannels(shown.grid, store, tensor);
+    shown.controls.querySelector('.legend').replaceWith(legendFor(store, tensor));
+    Object.assign(shown, { tensor, scale: store.scale, globalRange: store.globalRange });
+  }
+  if (newResult) await renderLesson(store, layer, tensor);
 }

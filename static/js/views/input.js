@@ -2,8 +2,15 @@
 
 import { drawInput } from '../draw/heatmap.js';
 
-/** The shipped samples as buttons. */
+/** The shipped samples as buttons; for another source only which one is pressed changes. */
 export function renderSamples(container, store, choose) {
+  if (container.samples === store.samples) {
+    for (const button of container.children) {
+      button.setAttribute('aria-pressed', String(store.source?.sample === button.dataset.sample));
+    }
+    return;
+  }
+  container.samples = store.samples;
   container.replaceChildren();
   for (const sample of store.samples) {
     const button = document.createElement('button');
