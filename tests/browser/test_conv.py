@@ -11,7 +11,7 @@ import torch
 from playwright.sync_api import Locator, Page
 
 from app.codec import decode
-from tests.browser.ui import open_page, query, shoot
+from tests.browser.ui import mark_result, new_verdict, open_page, query, shoot
 
 LESSON = "[data-view=detail] .lesson"
 REL = 1e-4  # the page's float64 sum of float32 products against float32 PyTorch
@@ -131,3 +131,34 @@ def test_clicked_pool_value_is_the_max_of_its_window_and_the_served_one(
         assert math.isfinite(changes[when]) and changes[when] >= 0
     assert changes["before"] > 0, "a 1-pixel shift changed nothing before pooling"
     shoot(page, f"pool-shift-{model}-{layer}", LESSON)
+
+
+def test_another_image_repaints_the_detail_in_place_and_a_channel_click_still_reaches_the_lesson(
+        page: Page, live_server: str, api: httpx.Client) -> None:
+    model, layer = "fashion-tinyvgg", "conv1_1"
+    first, _ = open_lesson(page, live_server, model, layer)
+    channels = "[data-view=detail] .channels canvas"
+    checksum = "canvases => canvases.map(c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((a, b) => (a * 31 + b) % 1000003, 0))"
+    page.eval_on_selector_all(channels, "canvases => canvases.forEach(c => c.dataset.kept = '')")
+    page.eval_on_selector("[data-view=detail] .params", "el => el.dataset.kept = ''")
+    before = page.eval_on_selector_all(channels, checksum)
+
+    other = next(s["id"] for s in api.get(f"/api/models/{model}/samples").json()["samples"] if s["id"] != first)
+    mark_result(page)
+    page.click(f"[data-view=samples] [data-sample='{other}']")
+    new_verdict(page)
+    page.wait_for_function("sample => new URLSearchParams(location.search).get('sample') === sample", arg=other)
+    assert page.locator(f"{channels}[data-kept]").count() == page.locator(channels).count() == 32, "channels rebuilt"
+    assert page.locator("[data-view=detail] .params[data-kept]").count() == 1, "parameters redrawn for a new image"
+    assert page.eval_on_selector_all(channels, checksum) != before, "the channels still show the first image"
+    served = served_map(api, model, other, layer)
+    page.wait_for_selector(f"{LESSON} canvas[data-output-map]")
+    check_agreement(page, served, "neuron-sum", "neuron-served")
+
+    # The lesson rebuilt for the new image still hears clicks on the (kept) channel canvases.
+    canvas = page.locator(f"{channels}[data-channel='7']")
+    box = canvas.bounding_box()
+    assert box is not None
+    canvas.click(position={"x": 4.5 * box["width"] / 28, "y": 9.5 * box["height"] / 28})
+    assert position(page) == (7, 9, 4)
+    check_agreement(page, served, "neuron-sum", "neuron-served")
