@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN = $(VENV)/bin
 
-.PHONY: install chromium run test data train
+.PHONY: install chromium run test data subsets train
 
 # Re-install whenever the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -35,6 +35,10 @@ test: install chromium
 # Not needed to run or test: the raw data and the training of the built-in models.
 data: install
 	$(BIN)/python -m models.data fetch
+
+# The dataset subsets shipped in data/ for the training lab (data/README.md), rebuilt from the cache.
+subsets: data
+	$(BIN)/python -m models.subsets
 
 train: data
 	$(BIN)/python -m models.train mnist-lenet

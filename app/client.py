@@ -20,6 +20,7 @@ from PIL import Image
 
 Encoding = Literal["json", "base64"]
 Loss = Literal["cross_entropy", "mse", "logit"]
+Optimizer = Literal["sgd", "momentum", "adam", "rmsprop", "adagrad"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,12 @@ class TooLargeError(ConvScopeAPIError):
     """413: the upload or the image is over the server's size limit."""
 
 
-ERRORS: dict[int, type[ConvScopeAPIError]] = {404: NotFoundError, 413: TooLargeError, 422: InvalidRequestError}
+class BusyError(ConvScopeAPIError):
+    """429: the server is at its limit of waiting requests (or training runs); try again shortly."""
+
+
+ERRORS: dict[int, type[ConvScopeAPIError]] = {404: NotFoundError, 413: TooLargeError, 422: InvalidRequestError,
+                                              429: BusyError}
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,48 @@ class BackwardResult:
     activation_gradients: dict[str, torch.Tensor]
     weight_gradients: dict[str, torch.Tensor]
     bias_gradients: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class AttributionResult:
+    """An attribution map for `target`'s score: `attribution` [C, H, W] at the input's resolution; for
+    layer methods (grad_cam, guided_grad_cam) also the `layer` and its own-resolution map."""
+
+    method: str
+    target: int
+    label: str
+    score: float
+    prediction: Prediction
+    input: torch.Tensor
+    attribution: torch.Tensor
+    layer: str | None
+    layer_attribution: torch.Tensor | None
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ParameterStep:
+    """One parameter before and after an optimizer step, its gradient, and the update (after - before)."""
+
+    before: torch.Tensor
+    after: torch.Tensor
+    gradient: torch.Tensor
+    update: torch.Tensor
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step of a fresh optimizer on this image's gradients (the served model does not change):
+    the loss before and after, and per layer, per parameter name, what the step did."""
+
+    optimizer: str
+    lr: float
+    target: int
+    loss: float
+    loss_after: float
+    prediction: Prediction
+    prediction_after: Prediction
+    layers: dict[str, dict[str, ParameterStep]]
 
 
 def decode(obj: dict[str, Any]) -> torch.Tensor:
@@ -169,7 +217,8 @@ class ConvScopeClient:
         return self._send("GET", f"/models/{quote(model, safe='')}/samples/{quote(sample, safe='')}.png").content
 
     def _infer(self, model: str, step: str, image: ImageInput, options: dict[str, Any]) -> Any:
-        """POST one image to forward/backward: files go as multipart, samples and tensors as JSON."""
+        """POST one image to forward, backward, step or attributions: files go as multipart, samples and
+        tensors as JSON."""
         options = {key: value for key, value in options.items() if value is not None} | {"encoding": self.encoding}
         path = f"/models/{quote(model, safe='')}/{step}"
         if isinstance(image, Sample | torch.Tensor):
@@ -181,7 +230,7 @@ class ConvScopeClient:
             data = buffer.getvalue()
         else:
             data = image if isinstance(image, bytes) else Path(image).read_bytes()
-        form = {key: ",".join(value) if isinstance(value, list) else str(value) for key, value in options.items()}
+        form = {key: ",".join(map(str, value)) if isinstance(value, list) else str(value) for key, value in options.items()}
         return self._send("POST", path, files={"image": ("image", data)}, data=form).json()
 
     def forward(self, model: str, image: ImageInput, layers: list[str] | None = None) -> ForwardResult:
@@ -202,3 +251,31 @@ class ConvScopeClient:
         return BackwardResult(float(body["loss"]), int(body["target"]), _prediction(body["prediction"]),
                               decode(body["input"]), decode(body["input_gradient"]), each("activation_gradient"),
                               each("weight_gradient"), each("bias_gradient"))
+
+    def attribution_methods(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Every attribution method: name, summary, whether it needs a layer, and its options (type,
+        default, range); with `model`, that model's defaults and usable layers filled in."""
+        params = {"model": model} if model is not None else {}
+        return cast(list[dict[str, Any]], self._get("/attributions/methods", **params)["methods"])
+
+    def attribute(self, model: str, image: ImageInput, method: str = "grad_cam", target: int | None = None,
+                  **options: Any) -> AttributionResult:
+        """An attribution map by `method` for `target` (default: the predicted class); the method's own
+        options (`layer`, `steps`, `baseline`, `samples`, `stdevs`, `seed`, `window`, `stride`) as keywords."""
+        body = self._infer(model, "attributions", image, {"method": method, "target": target, **options})
+        raw = body.get("layer_attribution")
+        return AttributionResult(body["method"], int(body["target"]), body["label"], float(body["score"]),
+                                 _prediction(body["prediction"]), decode(body["input"]), decode(body["attribution"]),
+                                 body.get("layer"), None if raw is None else decode(raw), body["options"])
+
+    def step(self, model: str, image: ImageInput, optimizer: Optimizer = "sgd", lr: float | None = None,
+             target: int | None = None, loss: Loss = "cross_entropy", layers: list[str] | None = None) -> StepResult:
+        """One step of a fresh `optimizer` on this image's gradients, on a private copy of the parameters
+        of `layers` (default: every layer with parameters); `lr` defaults to the optimizer's."""
+        body = self._infer(model, "step", image, {"optimizer": optimizer, "lr": lr, "target": target, "loss": loss,
+                                                  "layers": layers})
+        steps = {name: {key: ParameterStep(*(decode(p[k]) for k in ("before", "after", "gradient", "update")))
+                        for key, p in params.items()} for name, params in body["layers"].items()}
+        return StepResult(body["optimizer"], float(body["lr"]), int(body["target"]), float(body["loss"]),
+                          float(body["loss_after"]), _prediction(body["prediction"]),
+                          _prediction(body["prediction_after"]), steps)

@@ -1,9 +1,13 @@
 """The ASGI app: `uvicorn app.main:app`. Loads the models once, maps every error to a JSON sentence."""
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import anyio
 from fastapi import FastAPI, Request
@@ -16,6 +20,8 @@ from app.api import api_router, pages
 from app.config import ROOT, Settings, get_settings
 from app.errors import ConvScopeError
 from app.registry import Registry, set_threads
+from app.training.datasets import Catalogue
+from app.training.runs import RunManager
 
 log = logging.getLogger("convscope")
 
@@ -44,6 +50,35 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=500)
 
 
+def on_exit_signals(callback: Callable[[], None]) -> Callable[[], None]:
+    """Also run `callback` on the event loop when the server is told to stop (SIGINT, SIGTERM), before
+    it waits for open connections: training event streams end once their runs are cancelled, so they
+    cannot hold a graceful shutdown open. Returns the function that puts the old handlers back.
+
+    Only in the main thread and only over a Python handler (uvicorn's); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(callback)  # not here: a signal handler may interrupt a lock holder
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig, old in previous.items():
+        if callable(old):
+            signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if callable(old) and signal.getsignal(sig) is handler:
+                signal.signal(sig, old)
+
+    return restore
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A ConvScope app serving every model card in settings.models_dir."""
     settings = settings or get_settings()
@@ -52,8 +87,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_threads(settings.torch_threads)
         app.state.registry = Registry.from_folder(settings.models_dir)
-        app.state.compute_limiter = anyio.CapacityLimiter(settings.compute_slots)
-        yield
+        app.state.compute_limiter = limiter = anyio.CapacityLimiter(settings.compute_slots)
+        catalogue = Catalogue(settings.data_dir, settings.fashion_mnist_dir)
+        # Training steps wait while requests compute (read from the training thread: a plain int).
+        app.state.training = training = RunManager(settings, app.state.registry, catalogue,
+                                                   requests_busy=lambda: limiter.borrowed_tokens > 0)
+        restore_signals = on_exit_signals(training.begin_shutdown)
+        try:
+            yield
+        finally:
+            restore_signals()
+            training.shutdown()
 
     app = FastAPI(
         title="ConvScope",
@@ -67,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"])
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"])
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(api_router)
     app.include_router(pages.router)

@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,12 @@ def load_card(card_path: Path) -> LoadedModel:
     folder = card_path.parent
     module = build_module(card["architecture"]["factory"], card["architecture"].get("kwargs", {}))
     module.load_state_dict(load_file(folder / card["weights"]))
+    return from_module(card, module, folder)
+
+
+def from_module(card: dict[str, Any], module: nn.Module, folder: Path) -> LoadedModel:
+    """A model to serve from its card and a module whose weights are in place (loaded, or just
+    trained in memory); sample files are relative to folder. The graph traces a copy of module."""
     spec = InputSpec.from_card(card["input"])
     samples = {s["id"]: Sample(s["id"], s["label"], folder / s["file"]) for s in card.get("samples", [])}
     graph = build_graph(module, [spec.channels, spec.height, spec.width])
@@ -68,6 +75,7 @@ class Registry:
 
     def __init__(self, models: list[LoadedModel] | None = None) -> None:
         self._models = {m.id: m for m in models or []}
+        self._lock = threading.Lock()  # training threads add and remove models while requests read
 
     @classmethod
     def from_folder(cls, folder: Path) -> "Registry":
@@ -76,7 +84,13 @@ class Registry:
         return cls([load_card(p) for p in cards])
 
     def add(self, model: LoadedModel) -> None:
-        self._models[model.id] = model
+        with self._lock:
+            self._models[model.id] = model
+
+    def remove(self, model_id: str) -> None:
+        """Forget a model (a no-op if it is not here); requests already holding it finish with it."""
+        with self._lock:
+            self._models.pop(model_id, None)
 
     def get(self, model_id: str) -> LoadedModel:
         try:
@@ -86,7 +100,8 @@ class Registry:
             raise NotFound(f"There is no model called '{model_id}'. The models here are: {known}.") from None
 
     def __iter__(self) -> Iterator[LoadedModel]:
-        return iter(list(self._models.values()))
+        with self._lock:
+            return iter(list(self._models.values()))
 
     def __len__(self) -> int:
         return len(self._models)

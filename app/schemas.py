@@ -150,3 +150,149 @@ class BackwardResponse(BaseModel):
     input: Tensor
     input_gradient: Tensor
     layers: dict[str, LayerGradients]
+
+
+# --- One optimizer step (POST /api/models/{model}/step) ---------------------------------------
+
+Optimizer = Literal["sgd", "momentum", "adam", "rmsprop", "adagrad"]
+
+
+class StepOptions(GradientOptions):
+    layers: list[str] | None = Field(None, description="the layers to update (default: every layer with parameters)")
+    optimizer: Optimizer = Field("sgd", description="momentum is SGD with momentum 0.9")
+    lr: float | None = Field(None, gt=0, le=10, allow_inf_nan=False, description=(
+        "learning rate (default: sgd 0.01, momentum 0.01, adam 0.001, rmsprop 0.0001, adagrad 0.001)"))
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_not_a_bool(cls, value: Any) -> Any:
+        """pydantic would read true as a rate of 1.0."""
+        if isinstance(value, bool):
+            raise ValueError("a learning rate is a number, not true or false")
+        return value
+
+
+class StepRequest(ImageSource, StepOptions):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"sample": "test-00000", "target": 3, "optimizer": "sgd", "lr": 0.01}]})
+
+
+class ParameterStep(BaseModel):
+    """One parameter tensor (PyTorch's layout) before and after the step, its gradient, and after - before."""
+
+    before: Tensor
+    after: Tensor
+    gradient: Tensor
+    update: Tensor = Field(description="after - before")
+
+
+class StepResponse(BaseModel):
+    model: str
+    loss_function: Loss
+    target: int
+    optimizer: Optimizer
+    lr: float
+    hyperparameters: dict[str, float | list[float]] = Field(
+        examples=[{"momentum": 0.9}], description="the optimizer's settings besides lr (PyTorch's defaults)")
+    loss: float = Field(description="before the step")
+    loss_after: float = Field(description="the same loss, re-evaluated with every updated parameter")
+    prediction: Prediction
+    prediction_after: Prediction
+    layers: dict[str, dict[str, ParameterStep]] = Field(
+        description="layer -> its parameters, named as in the layer list's `parameters` ('weight', 'bias')")
+
+
+# --- Attribution maps (POST /api/models/{model}/attributions, GET /api/attributions/methods) ----------
+
+PairOption = int | list[int]
+
+
+class AttributionOptions(BaseModel):
+    """The method and its options; each method's own options, defaults and ranges are listed by
+    GET /api/attributions/methods, and an option the chosen method does not take is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str = Field(description="one of the methods GET /api/attributions/methods lists", examples=["grad_cam"])
+    target: int | None = Field(None, description="class index (default: the predicted class)")
+    layer: str | None = Field(None, description="grad_cam, guided_grad_cam: a conv layer (default: the last)")
+    steps: int | None = Field(None, description="integrated_gradients: points on the path (default 50)")
+    baseline: str | None = Field(None, description="integrated_gradients, occlusion: 'zero' or 'black'")
+    samples: int | None = Field(None, description="smoothgrad: noisy copies (default 20)")
+    stdevs: float | None = Field(None, description="smoothgrad: noise standard deviation, normalised input space")
+    seed: int | None = Field(None, description="smoothgrad: the noise's seed (default 0)")
+    window: PairOption | None = Field(None, description="occlusion: patch size, n or [height, width]")
+    stride: PairOption | None = Field(None, description="occlusion: patch step, n or [height, width]")
+    encoding: Literal["json", "base64"] = "json"
+    dtype: Literal["float32", "float16"] = Field("float32", description="float16 needs encoding=base64")
+
+    @field_validator("target", "steps", "samples", "seed", "stdevs", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        """pydantic would read true as 1; these are numbers."""
+        if isinstance(value, bool):
+            raise ValueError("a number is needed, not true or false")
+        return value
+
+    @field_validator("window", "stride", mode="before")
+    @classmethod
+    def _pair(cls, value: Any) -> Any:
+        """A query or form field gives '5', '5,7' or '[5, 7]'; JSON gives 5 or [5, 7]."""
+        if isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value)):
+            raise ValueError("a whole number or [height, width] is needed, not true or false")
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.strip().strip("[]").split(",")]
+            if not all(part.isdecimal() for part in parts):
+                raise ValueError("a whole number or height,width is needed, such as 5 or 5,7")
+            return int(parts[0]) if len(parts) == 1 else [int(part) for part in parts]
+        return value
+
+
+class AttributionRequest(ImageSource, AttributionOptions):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"sample": "test-00000", "method": "grad_cam"},
+        {"sample": "test-00000", "method": "integrated_gradients", "target": 3, "steps": 32, "baseline": "black"},
+        {"sample": "test-00000", "method": "occlusion", "window": [4, 4], "stride": 2}]})
+
+
+class AttributionResponse(BaseModel):
+    model: str
+    method: str
+    target: int = Field(description="the class whose score is attributed")
+    label: str = Field(description="the target class's name")
+    score: float = Field(description="the target's logit for this input (for a model ending in a softmax layer, "
+                                     "that layer's input): the number every method attributes")
+    prediction: Prediction
+    input: Tensor = Field(description="[C, H, W], the normalised input the model saw")
+    attribution: Tensor = Field(description="[C, H, W] at the input's resolution; grad_cam's is [1, H, W], "
+                                            "one map for every channel")
+    layer: str | None = Field(description="the conv layer, for layer methods")
+    layer_attribution: Tensor | None = Field(description="[1, h, w]: the layer method's map at the layer's resolution")
+    options: dict[str, Any] = Field(examples=[{"steps": 50, "baseline": "zero"}],
+                                    description="the method's options as used, defaults filled in")
+
+
+class AttributionOption(BaseModel):
+    """One option, enough for the page to build its control."""
+
+    name: str = Field(examples=["steps"])
+    type: Literal["integer", "number", "string", "integer_pair"] = Field(
+        description="integer_pair: a whole number, or [height, width]")
+    default: int | float | str | list[int] | None = Field(
+        description="null: worked out per model and input (the description says how)")
+    minimum: int | float | None
+    maximum: int | float | None
+    enum: list[str] | None
+    description: str
+
+
+class AttributionMethod(BaseModel):
+    name: str = Field(examples=["grad_cam"])
+    summary: str = Field(description="what the method computes, in a sentence or two")
+    needs_layer: bool
+    options: list[AttributionOption]
+
+
+class AttributionMethods(BaseModel):
+    model: str | None = Field(description="the model whose defaults and conv layers are filled in, if one was named")
+    methods: list[AttributionMethod]
+    common: list[AttributionOption] = Field(description="options every method takes")

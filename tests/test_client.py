@@ -196,3 +196,44 @@ def test_png_of_a_pil_image_in_memory(cs: ConvScopeClient, by_sample: ForwardRes
 def test_unreachable_server_raises_httpx_transport_error() -> None:
     with ConvScopeClient("http://127.0.0.1:9", timeout=2) as client, pytest.raises(httpx.TransportError):
         client.health()
+
+
+@pytest.mark.parametrize("model_id", MODELS)
+def test_saliency_equals_the_abs_input_gradient_of_the_logit(cs: ConvScopeClient, model_id: str) -> None:
+    result = cs.attribute(model_id, Sample(SAMPLE), "saliency", target=3)
+    x = result.input.unsqueeze(0).requires_grad_(True)
+    logit = plain_model(model_id)(x)[0, 3]
+    (gradient,) = torch.autograd.grad(logit, x)
+    assert (result.method, result.target, result.layer, result.layer_attribution) == ("saliency", 3, None, None)
+    assert result.score == pytest.approx(logit.item(), rel=1e-5)
+    torch.testing.assert_close(result.attribution, gradient[0].abs(), rtol=1e-5, atol=1e-7)
+
+
+def test_grad_cam_has_its_layer_map_and_options_reach_the_server(cs: ConvScopeClient) -> None:
+    methods = {m["name"]: m for m in cs.attribution_methods("mnist-lenet")}
+    assert {"saliency", "grad_cam", "integrated_gradients", "occlusion"} <= set(methods)
+    cam = cs.attribute("mnist-lenet", Sample(SAMPLE), "grad_cam", layer="conv2")
+    assert cam.layer == "conv2" and cam.layer_attribution is not None
+    assert list(cam.layer_attribution.shape) == [1, 10, 10] and list(cam.attribution.shape) == [1, 28, 28]
+    occlusion = cs.attribute("mnist-lenet", SAMPLE_PATH, "occlusion", window=[4, 6], stride=2)
+    assert occlusion.options["window"] == [4, 6] and occlusion.options["stride"] == [2, 2]
+    with pytest.raises(InvalidRequestError, match="steps"):
+        cs.attribute("mnist-lenet", Sample(SAMPLE), "saliency", steps=10)
+
+
+def test_one_sgd_step_moves_each_weight_against_its_autograd_gradient(cs: ConvScopeClient) -> None:
+    result = cs.step("mnist-lenet", Sample(SAMPLE), "sgd", lr=0.5, target=2, layers=["conv1", "fc3"])
+    model = plain_model("mnist-lenet")
+    x = cs.forward("mnist-lenet", Sample(SAMPLE), layers=[]).input.unsqueeze(0)
+    loss = nn.functional.cross_entropy(model(x), torch.tensor([2]))
+    conv1, fc3 = model.get_submodule("conv1"), model.get_submodule("fc3")
+    grads = torch.autograd.grad(loss, [conv1.weight, conv1.bias, fc3.weight, fc3.bias])
+    assert set(result.layers) == {"conv1", "fc3"} and result.lr == 0.5
+    assert result.loss == pytest.approx(loss.item(), rel=1e-5)
+    for (layer, key), grad in zip([("conv1", "weight"), ("conv1", "bias"), ("fc3", "weight"), ("fc3", "bias")], grads,
+                                  strict=True):
+        p = result.layers[layer][key]
+        torch.testing.assert_close(p.gradient, grad, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(p.after, p.before - 0.5 * grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(p.update, p.after - p.before)
+    assert result.loss_after < result.loss

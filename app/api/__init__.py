@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
-from app.api import health, inference, models
+from app.api import attributions, health, inference, models, training
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(health.router)
 api_router.include_router(models.router)
 api_router.include_router(inference.router)
+api_router.include_router(attributions.router)
+api_router.include_router(training.router)

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.registry import LoadedModel, Registry
+from app.training.runs import Run, RunManager
 
 
 # `async def`, though nothing here awaits: FastAPI runs a plain `def` dependency in its thread pool,
@@ -25,6 +26,18 @@ async def get_model(model: str, registry: Annotated[Registry, Depends(get_regist
     return registry.get(model)
 
 
+async def get_training(request: Request) -> RunManager:
+    training: RunManager = request.app.state.training
+    return training
+
+
+async def get_run(run: str, training: Annotated[RunManager, Depends(get_training)]) -> Run:
+    """The training run named in the path; NotFound (404) says where the runs are listed."""
+    return training.get(run)
+
+
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+TrainingDep = Annotated[RunManager, Depends(get_training)]
+RunDep = Annotated[Run, Depends(get_run)]

@@ -14,10 +14,12 @@ from app.api.serialize import json_response
 from app.codec import decode, encode
 from app.config import Settings
 from app.engine import probe
+from app.engine.step import DEFAULT_LR, MAX_LR, OPTIMIZERS, take_step
 from app.errors import Busy, InvalidRequest
 from app.imaging import load_image
 from app.registry import LoadedModel
-from app.schemas import BackwardRequest, BackwardResponse, ForwardRequest, ForwardResponse, ImageSource
+from app.schemas import (BackwardRequest, BackwardResponse, ForwardRequest, ForwardResponse, ImageSource, StepRequest,
+                         StepResponse)
 
 router = APIRouter(prefix="/models", tags=["inference"], responses=responses(404, 413, 415, 422, 429))
 
@@ -29,9 +31,15 @@ def request_body_doc(schema: type[ImageSource]) -> dict[str, Any]:
         "layers": ({"type": "string"}, "comma-separated layer names (default: all)"),
         "encoding": ({"type": "string", "enum": ["json", "base64"]}, "Tensors as JSON lists or base64"),
         "dtype": ({"type": "string", "enum": ["float32", "float16"]}, "float16 needs encoding=base64")}
-    if schema is BackwardRequest:
+    if schema in (BackwardRequest, StepRequest):
         options |= {"target": ({"type": "integer", "minimum": 0}, "class index (default: the predicted class)"),
                     "loss": ({"type": "string", "enum": ["cross_entropy", "mse", "logit"]}, "the loss to differentiate")}
+    if schema is StepRequest:
+        rates = ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LR.items())
+        options |= {"layers": ({"type": "string"}, "comma-separated layers to update (default: all with parameters)"),
+                    "optimizer": ({"type": "string", "enum": list(OPTIMIZERS)}, "a fresh torch.optim optimizer"),
+                    "lr": ({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_LR},
+                           f"learning rate (default: {rates})")}
     query = options | {"sample": ({"type": "string"}, "a shipped sample's id, as the image (then no body is needed)")}
     parameters = [{"name": name, "in": "query", "required": False, "schema": kind, "description": text}
                   for name, (kind, text) in query.items()]
@@ -138,3 +146,42 @@ async def backward(request: Request, model: ModelDep, settings: SettingsDep) -> 
     zero for `cross_entropy` and `logit`, whose loss does not pass through it."""
     parsed = await parse(request, BackwardRequest, settings)
     return await compute(request, backward_body, model, parsed, settings)
+
+
+def step_body(model: LoadedModel, parsed: Parsed[StepRequest], settings: Settings) -> Response:
+    opts = parsed.body
+    x = input_tensor(model, parsed, settings)
+    result = take_step(model.graph, x, opts.target, opts.loss, opts.optimizer, opts.lr, opts.layers)
+
+    def wire(t: Tensor) -> dict[str, Any]:
+        return encode(t, opts.encoding, opts.dtype)
+
+    layers = {name: {key: {"before": wire(p.before), "after": wire(p.after), "gradient": wire(p.gradient),
+                           "update": wire(p.update)} for key, p in params.items()}
+              for name, params in result.layers.items()}
+    return json_response({
+        "model": model.id, "loss_function": opts.loss, "target": result.target, "optimizer": result.optimizer,
+        "lr": result.lr, "hyperparameters": result.hyperparameters, "loss": result.loss,
+        "loss_after": result.loss_after,
+        "prediction": prediction(model, result.before.logits[0], result.before.probabilities[0]),
+        "prediction_after": prediction(model, result.after.logits[0], result.after.probabilities[0]),
+        "layers": layers,
+    })
+
+
+@router.post("/{model}/step", response_model=StepResponse, openapi_extra=request_body_doc(StepRequest))
+async def step(request: Request, model: ModelDep, settings: SettingsDep) -> Response:
+    """The chosen layers' parameters before and after one optimizer step on this image, and the loss
+    before and after it.
+
+    The gradients are backward's (same `target` and `loss`); the step is taken by a freshly built
+    torch.optim optimizer (`sgd`; `momentum`: SGD with momentum 0.9; `adam`; `rmsprop`; `adagrad`,
+    with PyTorch's other defaults) on a private copy of the parameters of `layers` (default: every
+    layer with parameters), at learning rate `lr` (0 < lr <= 10). The served model never changes.
+    `loss_after` is the same loss re-evaluated with every updated parameter.
+
+    This is the *first* step of a fresh optimizer, with no history: momentum's first step equals
+    SGD's, and Adam's and Adagrad's are about lr·sign(gradient) for every weight (RMSprop's about
+    10·lr·sign(gradient)), whatever the gradient's size."""
+    parsed = await parse(request, StepRequest, settings)
+    return await compute(request, step_body, model, parsed, settings)

@@ -2,7 +2,8 @@
 
 The image may come as a multipart file `image`, as raw image bytes (Content-Type image/*), or in
 a JSON body as a data URL (`image`), a sample id (`sample`) or a ready tensor (`tensor`). Options
-(`layers`, `encoding`, `dtype`, `target`, `loss`) may be query parameters, form fields or JSON keys.
+(`layers`, `encoding`, `dtype`, `target`, `loss`, `optimizer`, `lr`) may be query parameters, form fields
+or JSON keys.
 """
 
 import base64
@@ -19,11 +20,11 @@ from starlette.exceptions import HTTPException
 
 from app.config import Settings
 from app.errors import ImageTooLarge, InvalidRequest, UnsupportedMediaType, size_text
-from app.schemas import ImageSource, Options
+from app.schemas import ImageSource
 
 Body = TypeVar("Body", bound=ImageSource)
 Schema = TypeVar("Schema", bound=BaseModel)
-OPTION_KEYS = ("layers", "encoding", "dtype", "target", "loss", "sample")
+OPTION_KEYS = ("layers", "encoding", "dtype", "target", "loss", "optimizer", "lr", "sample")
 HOW_TO_SEND = ("Send the image as a multipart file field 'image', as raw image bytes, or as JSON with "
                "'image' (a data URL), 'sample' (a sample id) or 'tensor'.")
 
@@ -71,9 +72,13 @@ def validate(schema: type[Schema], fields: dict[str, Any]) -> Schema:
         raise InvalidRequest(describe(error), errors) from None
 
 
-def _from_query(request: Request) -> dict[str, Any]:
+def _from_query(request: Request, schema: type[BaseModel]) -> dict[str, Any]:
+    """The options in the query string: the common ones, and any other field of the schema but the
+    image itself (so that an endpoint with options of its own reads them from the query too)."""
     fields: dict[str, Any] = {}
-    for key in OPTION_KEYS:
+    for key in dict.fromkeys((*OPTION_KEYS, *schema.model_fields)):
+        if key in ("image", "tensor"):
+            continue
         if key in request.query_params:
             fields[key] = request.query_params[key]
     return fields
@@ -104,7 +109,7 @@ async def parse(request: Request, schema: type[Body], settings: Settings) -> Par
     # base64 adds a third; JSON tensors and form framing a little more.
     raw = await read_capped(request, settings.max_upload_bytes * 4 // 3 + 2**20)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    fields, image = _from_query(request), None
+    fields, image = _from_query(request, schema), None
     if content_type == "multipart/form-data":
         try:
             form = await request.form(max_files=1, max_fields=20)
@@ -136,7 +141,7 @@ async def parse(request: Request, schema: type[Body], settings: Settings) -> Par
         raise InvalidRequest(f"There is no image in the request. {HOW_TO_SEND}")
     if given > 1:
         raise InvalidRequest("Send one image source, not several: 'image', 'sample' or 'tensor'.")
-    if isinstance(parsed, Options) and parsed.dtype == "float16" and parsed.encoding != "base64":
+    if getattr(parsed, "dtype", None) == "float16" and getattr(parsed, "encoding", None) != "base64":
         raise InvalidRequest("dtype=float16 needs encoding=base64: JSON numbers are not stored as float16.")
     return Parsed(parsed, image)
 

@@ -11,14 +11,15 @@ record its input, and report that input as the model's `logits` and its output a
 
 from __future__ import annotations
 
+import copy
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, SupportsIndex
+from typing import Any, SupportsIndex, cast
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.fx import Node
 
 from app.engine.graph import Graph
@@ -71,9 +72,10 @@ class _Recorder(Runner):
     """Runs a Graph once, keeping the outputs of the chosen layers (autograd graph intact), and
     the input of a final softmax layer: the model's real logits."""
 
-    def __init__(self, graph: Graph, layers: list[str]) -> None:
+    def __init__(self, graph: Graph, layers: list[str], parameters: Mapping[str, Tensor] | None = None) -> None:
         super().__init__(graph.module, graph.inplace)
         self.wanted = {graph.nodes[name]: name for name in layers}  # fx node name -> layer name
+        self.stand_ins = _stand_ins(graph.module, parameters or {})
         self.outputs: dict[str, Tensor] = {}
         head = final_softmax(graph)
         self.head = graph.nodes[head] if head is not None else None  # its fx node name
@@ -94,6 +96,11 @@ class _Recorder(Runner):
             self.outputs[layer] = out
         return out
 
+    def fetch_attr(self, target: str) -> Any:
+        """A module or parameter by path; a stand-in where one was given."""
+        found = self.stand_ins.get(target)
+        return super().fetch_attr(target) if found is None else found
+
     def split(self, output: Tensor) -> tuple[Tensor, Tensor]:
         """(logits, probabilities) of the model whose output this run returned."""
         if self.head_input is not None and output is self.head_output and self.head_input.shape == output.shape:
@@ -101,12 +108,16 @@ class _Recorder(Runner):
         return output, output.softmax(1)
 
 
-def forward(graph: Graph, x: Tensor, layers: Iterable[str] | None = None) -> ForwardResult:
-    """Run the model on x [1, C, H, W] and return its logits and the chosen layers' outputs."""
+def forward(graph: Graph, x: Tensor, layers: Iterable[str] | None = None,
+            parameters: Mapping[str, Tensor] | None = None) -> ForwardResult:
+    """Run the model on x [1, C, H, W] and return its logits and the chosen layers' outputs.
+
+    `parameters` maps parameter paths (as `graph.module.named_parameters()` names them) to tensors
+    used in their place for this run only; the Graph's own modules are not changed."""
     names = _select(graph, layers)
     x = _check_input(graph, x)
     with torch.no_grad():
-        recorder = _Recorder(graph, names)
+        recorder = _Recorder(graph, names, parameters)
         output = recorder.run(x)
         logits, probabilities = recorder.split(output)
     return ForwardResult(output.detach(), {n: recorder.outputs[n].detach() for n in names},
@@ -155,6 +166,33 @@ def backward(graph: Graph, x: Tensor, target: int | None = None, loss: str = "cr
         activations={n: recorder.outputs[n].detach() for n in names},
         activation_gradients=activation_grads, parameter_gradients=param_grads,
         logits=logits.detach(), probabilities=probabilities.detach())
+
+
+def loss_value(result: ForwardResult, target: int, loss: str) -> float:
+    """The loss `backward` would report for this forward result: the same function, not differentiated."""
+    return float(_loss(result.logits, result.probabilities, target, loss).item())
+
+
+def _stand_ins(root: nn.Module, parameters: Mapping[str, Tensor]) -> dict[str, Any]:
+    """By path: the given parameters, and shallow copies of every module on the way to them that
+    hold the new tensors instead (with their own `_parameters` and `_modules` dicts, so the shared
+    modules, which other requests are running, never change). No GraphModule is copied: each copy
+    of one would compile its code again, and torch.fx keeps every compiled source for good."""
+    found: dict[str, Any] = dict(parameters)
+    for path in parameters:
+        root.get_parameter(path)  # AttributeError for a path the model does not have
+        atoms = path.split(".")
+        for depth in range(len(atoms) - 1, 0, -1):  # from the owner up to a child of the root
+            owner, child = ".".join(atoms[:depth]), atoms[depth]
+            twin = found.get(owner)
+            if twin is None:
+                twin = found[owner] = copy.copy(root.get_submodule(owner))
+                twin._parameters, twin._modules = dict(twin._parameters), dict(twin._modules)
+            if depth == len(atoms) - 1:
+                cast(dict[str, Any], twin._parameters)[child] = parameters[path]  # any Tensor serves
+            else:
+                twin._modules[child] = found[".".join(atoms[: depth + 1])]
+    return found
 
 
 def _integer(target: object) -> int | None:

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from app.schemas import (BackwardResponse, ErrorBody, ForwardResponse, ModelDetail, ModelList, SampleList,
-                         Weights)
+from app.schemas import (AttributionMethods, AttributionResponse, BackwardResponse, ErrorBody, ForwardResponse,
+                         ModelDetail, ModelList, SampleList, Weights)
 from tests.api.rebuild import MODELS
 from tests.api.test_errors import CASES, PNG
 
@@ -81,7 +81,7 @@ def test_every_api_route_declares_its_error_statuses_with_a_string_detail(spec: 
 
 
 def test_forward_and_backward_declare_404_413_415_422_429(spec: dict[str, Any]) -> None:
-    for endpoint in ("forward", "backward"):
+    for endpoint in ("forward", "backward", "attributions"):
         op = spec["paths"][f"/api/models/{{model}}/{endpoint}"]["post"]
         assert INFERENCE_ERRORS <= set(op["responses"]), endpoint
         assert "200" in op["responses"]
@@ -128,6 +128,11 @@ def answers(client: TestClient) -> dict[tuple[str, str], list[Any]]:
                  client.post(f"/api/models/{model}/forward", params=query, json={"sample": "test-00000"}))
             keep("/api/models/{model}/backward", "post",
                  client.post(f"/api/models/{model}/backward", params=query, json={"sample": "test-00000"}))
+            for method in ("grad_cam", "integrated_gradients"):  # with and without a layer map
+                keep("/api/models/{model}/attributions", "post", client.post(
+                    f"/api/models/{model}/attributions", params=query, json={"sample": "test-00000", "method": method}))
+        keep("/api/attributions/methods", "get", client.get("/api/attributions/methods", params={"model": model}))
+    keep("/api/attributions/methods", "get", client.get("/api/attributions/methods"))
     return got
 
 
@@ -137,7 +142,9 @@ def test_real_answers_validate_against_the_response_models(answers: dict[tuple[s
               ("/api/models/{model}/samples", "get"): SampleList,
               ("/api/models/{model}/layers/{layer}/weights", "get"): Weights,
               ("/api/models/{model}/forward", "post"): ForwardResponse,
-              ("/api/models/{model}/backward", "post"): BackwardResponse}
+              ("/api/models/{model}/backward", "post"): BackwardResponse,
+              ("/api/models/{model}/attributions", "post"): AttributionResponse,
+              ("/api/attributions/methods", "get"): AttributionMethods}
     for key, model in models.items():
         assert answers[key], key
         for answer in answers[key]:
@@ -215,7 +222,7 @@ def request_schema(spec: dict[str, Any], endpoint: str) -> dict[str, Any]:
     return resolve(spec, body["application/json"]["schema"])
 
 
-@pytest.mark.parametrize("endpoint", ["forward", "backward"])
+@pytest.mark.parametrize("endpoint", ["forward", "backward", "attributions"])
 def test_documented_request_examples_work_on_every_model(spec: dict[str, Any], client: TestClient,
                                                          endpoint: str) -> None:
     schema = request_schema(spec, endpoint)

@@ -1,0 +1,115 @@
+"""A run's event log: appended to by its training thread, replayed and followed live by streams.
+
+Events are numbered from 0 (`seq`, also the server-sent event `id`), so a stream that reconnects
+with `Last-Event-ID` resumes where it stopped. The log is bounded by the run's plan (at most
+MAX_STEP_EVENTS step events, one per epoch, a start and an end), so it is simply kept whole.
+Followers are woken with `loop.call_soon_threadsafe`, from whichever thread appends: no polling,
+and a follower that goes away (a client disconnect cancels its task) leaves nothing behind.
+"""
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from app.codec import Encoding, encode
+
+KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+
+
+@dataclass
+class Event:
+    """One event: its JSON-ready fields, and the first conv layer's kernels [out, in, kh, kw] if taken."""
+
+    seq: int
+    type: str  # start | step | epoch | end
+    fields: dict[str, Any]
+    kernels: Tensor | None = None
+    _bodies: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def body(self, encoding: Encoding = "json") -> dict[str, Any]:
+        """The event as the API sends it; encoded once per encoding (many streams may send it)."""
+        cached = self._bodies.get(encoding)
+        if cached is None:
+            cached = {"type": self.type, "seq": self.seq, **self.fields}
+            if self.type in ("step", "epoch"):
+                cached["kernels"] = None if self.kernels is None else encode(self.kernels, encoding)
+            self._bodies[encoding] = cached
+        return cached
+
+
+class EventLog:
+    """Events in order; `closed` once the end event is in. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._events: list[Event] = []
+        self._closed = False
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def append(self, kind: str, fields: dict[str, Any], kernels: Tensor | None = None, *, last: bool = False) -> Event:
+        """Add an event (the final one if `last`) and wake every follower."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the event log is closed")
+            event = Event(len(self._events), kind, fields, kernels)
+            self._events.append(event)
+            self._closed = last
+            waiters = list(self._waiters)
+        for loop, wake in waiters:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # that loop has closed: its follower is gone
+                pass
+        return event
+
+    def since(self, seq: int) -> tuple[list[Event], bool]:
+        """The events after `seq` (-1: all), and whether the log is closed."""
+        with self._lock:
+            return self._events[max(seq + 1, 0):], self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def followers(self) -> int:
+        """Streams following right now (for tests and diagnostics)."""
+        return len(self._waiters)
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return len(self._events) - 1
+
+    async def follow(self, after: int = -1, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[Event | None]:
+        """Each event after `after`, then each new one as it comes, until the end event; None when
+        `keepalive` seconds pass without one."""
+        wake = asyncio.Event()
+        entry = (asyncio.get_running_loop(), wake)
+        with self._lock:
+            self._waiters.add(entry)
+        try:
+            while True:
+                wake.clear()  # before reading: an append after the read sets it again
+                events, closed = self.since(after)
+                for event in events:
+                    yield event
+                    after = event.seq
+                if closed and not events:
+                    return
+                if not events:
+                    try:
+                        await asyncio.wait_for(wake.wait(), keepalive)
+                    except TimeoutError:
+                        yield None
+        finally:
+            with self._lock:
+                self._waiters.discard(entry)
+
+    async def wait_closed(self) -> None:
+        """Return once the end event is in."""
+        async for _ in self.follow(self.last_seq(), keepalive=3600):
+            pass

@@ -1,0 +1,299 @@
+"""The run manager: at most `training_slots` runs train at once, each in its own thread; up to
+`training_max_queued` more wait for a slot, and past that starting a run is refused (Busy, 429).
+
+A run is cancelled cooperatively (a flag its loop checks every step), stops at the step and time
+ceilings of the settings, and when done becomes a model in the registry (`run-<id>`). Training
+threads run at a lower OS priority, release the GIL after every step and, while inference requests
+compute, wait for them before the next step: requests keep their speed (bench/training.py).
+"""
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+from app.config import Settings
+from app.errors import Busy, NotFound
+from app.registry import Registry
+from app.training.datasets import Catalogue, DatasetInfo
+from app.training.events import EventLog
+from app.training.export import export, model_id
+from app.training.plan import Plan, make_plan
+from app.training.schemas import RunSettings, Status
+from app.training.trainer import Diverged, EpochReport, StepReport, Trainer
+
+log = logging.getLogger("convscope")
+FINAL: tuple[Status, ...] = ("done", "cancelled", "failed")
+MAX_PAUSE_SECONDS = 0.05  # the longest a training step waits for requests to finish computing
+
+
+def timestamp(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Run:
+    """One training run: its plan, its state and its event log. Its thread changes the state; the
+    API reads `snapshot()`, taken under the same lock, so it never sees half an update."""
+
+    def __init__(self, run_id: str, plan: Plan, dataset: DatasetInfo) -> None:
+        self.id, self.plan, self.dataset = run_id, plan, dataset
+        self.log = EventLog()
+        self.cancel_requested = threading.Event()
+        self.cancel_reason = "Cancelled."
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.status: Status = "queued"
+        self.created = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self._t0 = 0.0  # monotonic start
+        self._t1: float | None = None  # monotonic end
+        self._t_steps: float | None = None  # monotonic, when the first step began
+        self.step = self.epoch = 0
+        self.metrics: dict[str, float | None] = dict.fromkeys(("loss", "accuracy", "test_loss", "test_accuracy"))
+        self.model: str | None = None
+        self.reason: str | None = None
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self._t1 if self._t1 is not None else time.monotonic()) - self._t0
+
+    def _eta(self) -> float | None:
+        """Seconds to the last step at the pace since training began (data loading excluded)."""
+        if self.status != "running" or self.step == 0 or self._t_steps is None:
+            return None
+        return (time.monotonic() - self._t_steps) / self.step * (self.plan.total_steps - self.step)
+
+    def mark_started(self) -> None:
+        with self._lock:
+            self.status, self.started, self._t0 = "running", time.time(), time.monotonic()
+
+    def begin(self, kernel_layer: str) -> None:
+        p = self.plan
+        self._t_steps = time.monotonic()
+        self.log.append("start", {"run": self.id, "total_steps": p.total_steps, "steps_per_epoch": p.steps_per_epoch,
+                                  "epochs": p.epochs, "train_size": p.train_size, "test_size": p.test_size,
+                                  "log_every": p.log_every, "kernel_layer": kernel_layer,
+                                  "elapsed": round(self.elapsed, 3)})
+
+    def record(self, report: StepReport | EpochReport) -> None:
+        """Update the state from a trainer's report and publish it as an event."""
+        with self._lock:
+            self.step, self.epoch = report.step, report.epoch
+            if isinstance(report, StepReport):
+                self.metrics |= {"loss": report.loss, "accuracy": report.accuracy}
+            else:
+                self.metrics |= {"test_loss": report.test_loss, "test_accuracy": report.test_accuracy}
+            timing = {"elapsed": round(self.elapsed, 3), "eta": round(self._eta() or 0.0, 3)}
+        if isinstance(report, StepReport):
+            self.log.append("step", {"run": self.id, "step": report.step, "epoch": report.epoch, "loss": report.loss,
+                                     "accuracy": report.accuracy, "progress": report.step / self.plan.total_steps,
+                                     **timing}, report.kernels)
+        else:
+            self.log.append("epoch", {"run": self.id, "epoch": report.epoch, "step": report.step,
+                                      "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
+                                      "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
+                                      **timing}, report.kernels)
+
+    def end(self, status: Status, reason: str | None, model: str | None = None,
+            test: tuple[float, float] | None = None) -> None:
+        """Set the final status and publish the end event (once; later calls do nothing)."""
+        with self._lock:
+            if self.status in FINAL:
+                return
+            self.status, self.reason, self.model, self.finished = status, reason, model, time.time()
+            self._t1 = time.monotonic() if self.started is not None else None
+            if test is not None:
+                self.metrics |= {"test_loss": test[0], "test_accuracy": test[1]}
+            fields = {"run": self.id, "status": status, "reason": reason, "step": self.step,
+                      "elapsed": round(self.elapsed, 3), "test_loss": test[0] if test else None,
+                      "test_accuracy": test[1] if test else None, "model": model}
+            self.log.append("end", fields, last=True)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as RunSummary fields (without queue position and URLs)."""
+        with self._lock:
+            p = self.plan
+            return {"id": self.id, "status": self.status, "settings": p.settings,
+                    "dataset": {"id": self.dataset.id, "name": self.dataset.name, "kind": self.dataset.kind,
+                                "train_size": p.train_size, "test_size": p.test_size},
+                    "created": timestamp(self.created), "started": timestamp(self.started),
+                    "finished": timestamp(self.finished), "step": self.step, "total_steps": p.total_steps,
+                    "steps_per_epoch": p.steps_per_epoch, "epoch": self.epoch,
+                    "progress": self.step / p.total_steps, "elapsed": round(self.elapsed, 3), "eta": self._eta(),
+                    **self.metrics, "model": self.model, "reason": self.reason}
+
+
+def lower_priority(increment: int) -> None:
+    """Let this thread give way to request threads on a contended core (Linux: nice is per thread)."""
+    if increment <= 0:
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + increment)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the GIL release each step remains
+        pass
+
+
+class RunManager:
+    """Runs by id, the queue, and the threads that train them."""
+
+    def __init__(self, settings: Settings, registry: Registry, catalogue: Catalogue,
+                 requests_busy: Callable[[], bool] = lambda: False) -> None:
+        self.settings, self.registry, self.catalogue = settings, registry, catalogue
+        self.requests_busy = requests_busy  # whether inference requests are computing right now
+        self._lock = threading.Lock()
+        self._runs: dict[str, Run] = {}
+        self._queue: deque[Run] = deque()
+        self._active: set[Run] = set()
+        self._closing = False
+        self.folder = Path(tempfile.mkdtemp(prefix="convscope-runs-"))  # the trained models' sample PNGs
+
+    def submit(self, body: RunSettings) -> Run:
+        """Start a run, or queue it; Busy (429) when the queue is full, InvalidRequest (422) for settings
+        that cannot work with this dataset or these limits."""
+        plan = make_plan(body, self.catalogue.info(body.dataset), self.settings)
+        with self._lock:
+            if self._closing:
+                raise Busy("The server is shutting down; start the run again once it is back.")
+            slots, queued = self.settings.training_slots, self.settings.training_max_queued
+            if len(self._active) >= slots and len(self._queue) >= queued:
+                raise Busy(f"The training lab is busy: {len(self._active)} run(s) training and {len(self._queue)} "
+                           f"waiting, the most it takes. Try again when one has finished, or cancel one.")
+            run_id = secrets.token_hex(4)
+            while run_id in self._runs:
+                run_id = secrets.token_hex(4)
+            run = Run(run_id, plan, self.catalogue.info(body.dataset))
+            self._runs[run_id] = run
+            self._forget_old()
+            if len(self._active) < slots:
+                self._start(run)
+            else:
+                self._queue.append(run)
+        return run
+
+    def get(self, run_id: str) -> Run:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise NotFound(f"There is no training run called '{run_id}'. GET /api/training/runs lists the runs "
+                           f"(they last until the server restarts).") from None
+
+    def runs(self) -> list[Run]:
+        with self._lock:
+            return list(self._runs.values())
+
+    def queue_position(self, run: Run) -> int | None:
+        with self._lock:
+            return self._queue.index(run) + 1 if run in self._queue else None
+
+    def cancel(self, run_id: str, reason: str | None = None) -> Run:
+        """Cancel a queued run at once, or ask a running one to stop at its next step. A run that has
+        ended is left as it is."""
+        run = self.get(run_id)
+        with self._lock:
+            if run in self._queue:
+                self._queue.remove(run)
+                run.end("cancelled", reason or "Cancelled while queued, before it started.")
+            elif run.status == "running":
+                if reason:
+                    run.cancel_reason = reason
+                run.cancel_requested.set()
+        return run
+
+    def begin_shutdown(self) -> None:
+        """Refuse new runs and cancel every queued and running one (their event streams then end)."""
+        with self._lock:
+            self._closing = True
+            pending = [r.id for r in (*self._queue, *self._active)]
+        for run_id in pending:
+            self.cancel(run_id, "Cancelled: the server is shutting down.")
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel everything, wait for the training threads, delete the samples folder."""
+        self.begin_shutdown()
+        deadline = time.monotonic() + timeout
+        for run in self.runs():
+            if run.thread is not None:
+                run.thread.join(max(0.0, deadline - time.monotonic()))
+                if run.thread.is_alive():
+                    log.warning("Training run %s did not stop within %.0f s", run.id, timeout)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- inside the lock --------------------------------------------------------------------------
+
+    def _start(self, run: Run) -> None:
+        run.mark_started()
+        self._active.add(run)
+        run.thread = threading.Thread(target=self._train, args=(run,), name=f"convscope-run-{run.id}", daemon=True)
+        run.thread.start()
+
+    def _forget_old(self) -> None:
+        """Keep at most training_max_runs runs: forget the oldest ended ones, and their models."""
+        excess = len(self._runs) - self.settings.training_max_runs
+        for run in [r for r in self._runs.values() if r.status in FINAL][:max(excess, 0)]:
+            del self._runs[run.id]
+            if run.model is not None:
+                self.registry.remove(run.model)
+                shutil.rmtree(self.folder / run.model, ignore_errors=True)
+
+    # --- in the run's thread ----------------------------------------------------------------------
+
+    def _train(self, run: Run) -> None:
+        lower_priority(self.settings.training_nice)
+        try:
+            self._execute(run)
+        except Diverged as error:
+            run.end("failed", f"The loss became {error.loss} at step {error.step}: training diverged. "
+                    f"Try a smaller learning rate than {run.plan.settings.learning_rate:g}.")
+        except Exception:
+            log.exception("Training run %s failed", run.id)
+            run.end("failed", "Training failed inside ConvScope; this is a bug, please report it.")
+        finally:
+            with self._lock:
+                self._active.discard(run)
+                while self._queue and len(self._active) < self.settings.training_slots:
+                    self._start(self._queue.popleft())
+
+    def _give_way(self) -> None:
+        """Between two steps: release the GIL, and while requests compute, wait for them (at most
+        MAX_PAUSE_SECONDS, so that a steady stream of requests slows training but never stops it)."""
+        time.sleep(0)
+        deadline = time.monotonic() + MAX_PAUSE_SECONDS
+        while self.requests_busy() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def _execute(self, run: Run) -> None:
+        limit = self.settings.training_max_seconds
+        trainer = Trainer(run.plan, self.catalogue.load(run.plan.settings.dataset), run.cancel_requested.is_set,
+                          deadline=time.monotonic() + limit, pause=self._give_way)
+        run.begin(trainer.kernel_layer)
+        for report in trainer.run():
+            run.record(report)
+        test = None if trainer.stopped == "cancelled" else trainer.final_test()
+        if test is None:
+            run.end("cancelled", f"{run.cancel_reason} Stopped at step {trainer.step:,} of {run.plan.total_steps:,}.")
+            return
+        model = export(run.id, trainer, test, run.elapsed, self.folder)
+        with self._lock:  # a cancel that came during the export still wins
+            if run.cancel_requested.is_set():
+                run.end("cancelled", f"{run.cancel_reason} Stopped after the last step, before serving the model.")
+                return
+            self.registry.add(model)
+        reason = None
+        if trainer.stopped == "time":
+            reason = (f"Stopped at the time limit of {limit:,} s after {trainer.step:,} of "
+                      f"{run.plan.total_steps:,} steps; the model is served as it was then.")
+        run.end("done", reason, model_id(run.id), test)

@@ -1,0 +1,85 @@
+"""Independent attributions: Captum called directly on a fresh copy of the model (built from its
+factory and weights, or from tests/nets.py: no fx, no replica, no ConvScope code), or plain autograd
+for saliency and input × gradient. The engine's and the API's answers are checked against these."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from captum import attr as captum
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from app.config import ROOT
+from app.registry import build_module
+
+
+def fresh(model_id: str) -> nn.Module:
+    """A built-in model exactly as its card describes it: factory, safetensors weights, eval mode."""
+    card = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
+    model = build_module(card["architecture"]["factory"], card["architecture"].get("kwargs", {}))
+    model.load_state_dict(load_file(ROOT / "models" / card["weights"]))
+    return model.eval()
+
+
+def card_input(model_id: str) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
+    return dict(card["input"])
+
+
+def black(x: Tensor, mean: list[float], std: list[float]) -> Tensor:
+    """A black image (every pixel 0) after normalisation, shaped like x [1, C, H, W]."""
+    return ((torch.zeros_like(x) - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1))
+
+
+def input_gradient(model: nn.Module, x: Tensor, target: int) -> Tensor:
+    leaf = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(leaf)[0, target], leaf)
+    return grad
+
+
+def reference(method: str, model: nn.Module, x: Tensor, target: int, *, layer: str | None = None,
+              steps: int = 50, baseline: Tensor | None = None, samples: int = 20, stdevs: float = 0.5,
+              seed: int = 0, window: tuple[int, int] = (4, 4), stride: tuple[int, int] = (2, 2),
+              ) -> tuple[Tensor, Tensor | None]:
+    """(attribution [1, C, H, W] or grad_cam's [1, 1, H, W], raw layer map [1, 1, h, w] or None)."""
+    leaf = x.detach().clone().requires_grad_(True)
+    module = model.get_submodule(layer) if layer is not None else None
+    if method == "saliency":
+        return input_gradient(model, x, target).abs(), None
+    if method == "input_x_gradient":
+        return x * input_gradient(model, x, target), None
+    if method == "integrated_gradients":
+        return captum.IntegratedGradients(model).attribute(leaf, baselines=baseline, target=target, n_steps=steps), None
+    if method == "grad_cam":
+        cam = captum.LayerGradCam(model, module).attribute(leaf, target=target, relu_attributions=True)
+        return F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False), cam
+    if method == "guided_grad_cam":
+        cam = captum.LayerGradCam(model, module).attribute(leaf, target=target, relu_attributions=True)
+        found = captum.GuidedGradCam(model, module).attribute(leaf, target=target, interpolate_mode="bilinear")
+        return found, cam
+    if method == "guided_backprop":
+        return captum.GuidedBackprop(model).attribute(leaf, target=target), None
+    if method == "deconvolution":
+        return captum.Deconvolution(model).attribute(leaf, target=target), None
+    if method == "smoothgrad":
+        torch.manual_seed(seed)  # ConvScope seeds its own generator; the noise must be the same
+        tunnel = captum.NoiseTunnel(captum.Saliency(model))
+        return tunnel.attribute(leaf, nt_type="smoothgrad", nt_samples=samples, stdevs=stdevs, target=target), None
+    if method == "occlusion":
+        channels = x.shape[1]
+        return captum.Occlusion(model).attribute(
+            leaf, sliding_window_shapes=(channels, *window), strides=(channels, *stride),
+            baselines=0.0 if baseline is None else baseline, target=target), None
+    raise AssertionError(f"no reference for {method!r}")
+
+
+def close(got: Tensor, expected: Tensor, what: str) -> None:
+    """Equal up to float32 rounding of a differently batched computation."""
+    expected = expected.detach().to(torch.float32)
+    assert list(got.shape) == list(expected.shape), f"{what}: shape {list(got.shape)} != {list(expected.shape)}"
+    scale = max(1.0, float(expected.abs().max()))
+    torch.testing.assert_close(got, expected, atol=2e-5 * scale, rtol=1e-4, msg=lambda m: f"{what}: {m}")

@@ -1,0 +1,153 @@
+"""The run manager without HTTP: slots and queue, cancel, limits, registration, forgetting, shutdown."""
+
+import dataclasses
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app.config import Settings
+from app.errors import Busy, NotFound
+from app.registry import Registry
+from app.training.datasets import Catalogue, full_fashion_files
+from app.training.runs import FINAL, MAX_PAUSE_SECONDS, Run, RunManager
+from app.training.schemas import RunSettings
+
+SHORT = {"train_size": 64, "batch_size": 32, "steps": 2}
+LONG = {"train_size": 6000, "batch_size": 32, "steps": 15000}
+
+
+@pytest.fixture
+def manager(settings: Settings, catalogue: Catalogue) -> Iterator[RunManager]:
+    limits = dataclasses.replace(settings, training_slots=1, training_max_queued=1, training_max_runs=3)
+    runs = RunManager(limits, Registry(), catalogue)
+    yield runs
+    runs.shutdown()
+
+
+def wait(run: Run, status: tuple[str, ...] = FINAL, timeout: float = 30) -> Run:
+    deadline = time.monotonic() + timeout
+    while run.status not in status:
+        assert time.monotonic() < deadline, f"run {run.id} is still {run.status}"
+        time.sleep(0.01)
+    return run
+
+
+def submit(manager: RunManager, **body: Any) -> Run:
+    return manager.submit(RunSettings(**body))
+
+
+def test_a_done_run_is_registered_as_a_model_with_a_card_like_the_built_ins(manager: RunManager) -> None:
+    run = wait(submit(manager, **SHORT))
+    assert run.status == "done" and run.model == f"run-{run.id}"
+    model = manager.registry.get(run.model)
+    card = model.card
+    assert card["architecture"] == {"factory": "models.lenet:LeNet", "kwargs": {"activation": "relu", "pooling": "max"}}
+    assert card["test_accuracy"] == round(run.snapshot()["test_accuracy"], 4)
+    assert card["training"]["optimizer"] == "adam" and card["training"]["steps_done"] == 2
+    assert len(model.samples) == 20 and all(s.path.is_file() for s in model.samples.values())
+    assert [e.type for e in run.log.since(-1)[0]] == ["start", "step", "step", "epoch", "end"]
+
+
+def test_one_slot_one_queue_place_then_busy_and_the_queue_moves_when_a_slot_frees(manager: RunManager) -> None:
+    first = submit(manager, **LONG)
+    second = submit(manager, **SHORT)
+    assert (first.status, second.status, manager.queue_position(second)) == ("running", "queued", 1)
+    with pytest.raises(Busy, match="1 run\\(s\\) training and 1 waiting"):
+        submit(manager, **SHORT)
+    manager.cancel(first.id)
+    assert wait(first).status == "cancelled" and "Stopped at step" in (first.reason or "")
+    assert wait(second).status == "done"
+    assert first.model is None and [m.id for m in manager.registry] == [second.model]
+
+
+def test_cancelling_a_queued_run_ends_it_at_once_and_an_ended_run_stays_as_it_was(manager: RunManager) -> None:
+    first = submit(manager, **LONG)
+    second = submit(manager, **SHORT)
+    manager.cancel(second.id)
+    assert second.status == "cancelled" and second.log.closed and second.started is None
+    assert [e.type for e in second.log.since(-1)[0]] == ["end"]
+    manager.cancel(first.id)
+    wait(first)
+    manager.cancel(first.id)
+    assert first.status == "cancelled" and len(first.log.since(-1)[0]) == first.log.last_seq() + 1
+
+
+def test_time_ceiling_stops_a_run_which_keeps_its_model(settings: Settings, catalogue: Catalogue) -> None:
+    runs = RunManager(dataclasses.replace(settings, training_max_seconds=0), Registry(), catalogue)
+    try:
+        run = wait(runs.submit(RunSettings(**LONG)))
+        assert run.status == "done" and "time limit of 0 s after 0 of 15,000 steps" in (run.reason or "")
+        assert runs.registry.get(f"run-{run.id}").card["test_accuracy"] >= 0
+    finally:
+        runs.shutdown()
+
+
+def test_a_diverging_run_fails_with_a_sentence(manager: RunManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "loss_function", lambda name: lambda logits, labels: logits.sum() * float("nan"))
+    run = wait(submit(manager, **SHORT))
+    assert run.status == "failed" and run.reason is not None
+    assert "became nan at step 1" in run.reason and "smaller learning rate than 0.001" in run.reason
+    assert run.log.since(-1)[0][-1].body()["status"] == "failed"
+
+
+def test_the_oldest_ended_runs_and_their_models_are_forgotten_past_the_limit(manager: RunManager) -> None:
+    done = [wait(submit(manager, **SHORT)) for _ in range(4)]
+    assert [r.id for r in manager.runs()] == [r.id for r in done[1:]]
+    with pytest.raises(NotFound, match="no training run called"):
+        manager.get(done[0].id)
+    assert [m.id for m in manager.registry] == [r.model for r in done[1:]]
+    assert not (manager.folder / f"run-{done[0].id}").exists()
+
+
+def test_shutdown_cancels_queued_and_running_runs_joins_their_threads_and_cleans_up(
+        settings: Settings, catalogue: Catalogue) -> None:
+    runs = RunManager(dataclasses.replace(settings, training_slots=1, training_max_queued=1), Registry(), catalogue)
+    running, queued = runs.submit(RunSettings(**LONG)), runs.submit(RunSettings(**LONG))
+    wait(running, ("running",))
+    runs.shutdown()
+    assert (running.status, queued.status) == ("cancelled", "cancelled")
+    assert running.thread is not None and not running.thread.is_alive()
+    assert "shutting down" in (running.reason or "") and not runs.folder.exists()
+    with pytest.raises(Busy, match="shutting down"):
+        runs.submit(RunSettings(**SHORT))
+
+
+@pytest.mark.skipif(full_fashion_files(Settings().fashion_mnist_dir) is None,
+                    reason="the Debian package dataset-fashion-mnist is not installed")
+def test_the_full_fashion_mnist_is_trained_on_when_installed(settings: Settings) -> None:
+    full = Settings()
+    runs = RunManager(full, Registry(), Catalogue(full.data_dir, full.fashion_mnist_dir))
+    try:
+        info = runs.catalogue.info("fashion-mnist")
+        assert (info.kind, info.train_size, info.test_size) == ("full", 60000, 10000)
+        run = wait(runs.submit(RunSettings(dataset="fashion-mnist", **SHORT)))
+        assert run.status == "done" and run.snapshot()["dataset"]["kind"] == "full"
+        assert runs.registry.get(f"run-{run.id}").card["dataset"]["test_size"] == 10000
+    finally:
+        runs.shutdown()
+
+
+def test_between_steps_training_waits_while_requests_compute_but_not_for_ever(
+        settings: Settings, catalogue: Catalogue) -> None:
+    busy = {"now": True}
+    runs = RunManager(settings, Registry(), catalogue, requests_busy=lambda: busy["now"])
+    try:
+        started = time.monotonic()
+        runs._give_way()
+        assert MAX_PAUSE_SECONDS <= time.monotonic() - started < MAX_PAUSE_SECONDS + 0.5
+        busy["now"] = False
+        started = time.monotonic()
+        runs._give_way()
+        assert time.monotonic() - started < MAX_PAUSE_SECONDS
+    finally:
+        runs.shutdown()
+
+
+def test_what_torch_optim_imports_on_first_use_is_imported_with_the_app() -> None:
+    """torch.optim's lazy import of torch._dynamo holds the GIL for 1.5–2 s: not in mid-service."""
+    assert "torch._dynamo" in sys.modules
