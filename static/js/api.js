@@ -45,21 +45,85 @@ export async function getWeights(id, layer) {
 
 export const forwardUrl = id => `/api/models/${encodeURIComponent(id)}/forward?encoding=base64`;
 
-/** Run the model on an image: {sample} or {blob}. Returns input, prediction and every layer. */
-export async function forward(id, source) {
-  const options = { method: 'POST' };
+/**
+ * A POST of an image ({sample} or {blob}) with option fields: multipart for a file, JSON for a
+ * sample, so the server reads the options the same way from either.
+ */
+function imageRequest(source, fields = {}) {
   if (source.blob) {
     const form = new FormData();
     form.append('image', source.blob, source.name || 'image.png');
-    options.body = form;
-  } else {
-    options.headers = { 'Content-Type': 'application/json' };
-    options.body = JSON.stringify({ sample: source.sample });
+    for (const [key, value] of Object.entries(fields)) form.append(key, String(value));
+    return { method: 'POST', body: form };
   }
-  const body = await call(forwardUrl(id), options);
+  return { method: 'POST', headers: { 'Content-Type': 'application/json' },
+           body: JSON.stringify({ sample: source.sample, ...fields }) };
+}
+
+/** Run the model on an image: {sample} or {blob}. Returns input, prediction and every layer. */
+export async function forward(id, source) {
+  const body = await call(forwardUrl(id), imageRequest(source));
   const layers = {};
   for (const [name, t] of Object.entries(body.layers)) layers[name] = decodeTensor(t);
   return { input: decodeTensor(body.input), prediction: body.prediction, layers };
+}
+
+export const backwardUrl = id => `/api/models/${encodeURIComponent(id)}/backward?encoding=base64`;
+
+/**
+ * The gradients of a loss for one image: {loss, lossFunction, target, inputGradient,
+ * layers: {name: {activation, weight, bias}}} (weight and bias only for layers with parameters).
+ * `target` null means the predicted class.
+ */
+export async function backward(id, source, { target = null, loss = 'cross_entropy' } = {}) {
+  const fields = target === null ? { loss } : { loss, target };
+  const body = await call(backwardUrl(id), imageRequest(source, fields));
+  const layers = {};
+  for (const [name, g] of Object.entries(body.layers)) {
+    layers[name] = {
+      activation: decodeTensor(g.activation_gradient),
+      weight: g.weight_gradient ? decodeTensor(g.weight_gradient) : null,
+      bias: g.bias_gradient ? decodeTensor(g.bias_gradient) : null,
+    };
+  }
+  return { loss: body.loss, lossFunction: body.loss_function, target: body.target,
+           inputGradient: decodeTensor(body.input_gradient), layers };
+}
+
+export const stepUrl = id => `/api/models/${encodeURIComponent(id)}/step?encoding=base64`;
+
+/**
+ * One optimizer step on this image's gradients, computed by the server on a private copy of the
+ * parameters: the answer as served, with every before/after/gradient/update Tensor decoded.
+ */
+export async function step(id, source, { target, loss, optimizer, lr = null, layers }) {
+  const fields = { target, loss, optimizer, layers: layers.join(',') };
+  if (lr !== null) fields.lr = lr;
+  const body = await call(stepUrl(id), imageRequest(source, source.blob ? fields : { ...fields, layers }));
+  for (const params of Object.values(body.layers)) {
+    for (const p of Object.values(params)) for (const key of Object.keys(p)) p[key] = decodeTensor(p[key]);
+  }
+  return body;
+}
+
+/** Every attribution method with its options, with this model's defaults and layers filled in. */
+export const listMethods = id => call(`/api/attributions/methods?model=${encodeURIComponent(id)}`).then(b => b.methods);
+
+export const attributionUrl = id => `/api/models/${encodeURIComponent(id)}/attributions?encoding=base64`;
+
+/**
+ * An attribution map for one image: the answer as served, its Tensors decoded. `options` holds the
+ * method's own options; null ones are left out so the server fills in its defaults.
+ */
+export async function attribute(id, source, method, target, options) {
+  const fields = { method };
+  if (target !== null) fields.target = target;
+  for (const [key, value] of Object.entries(options)) if (value !== null && value !== '') fields[key] = value;
+  const body = await call(attributionUrl(id), imageRequest(source, fields));
+  body.input = decodeTensor(body.input);
+  body.attribution = decodeTensor(body.attribution);
+  if (body.layer_attribution) body.layer_attribution = decodeTensor(body.layer_attribution);
+  return body;
 }
 
 /** Base64 of a Float32Array's bytes (little-endian, as every browser platform stores them). */

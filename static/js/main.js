@@ -5,7 +5,9 @@ import * as api from './api.js';
 import { range } from './draw/heatmap.js';
 import { Store } from './state.js';
 import * as detail from './views/detail.js';
+import * as attribution from './views/attribution.js';
 import * as input from './views/input.js';
+import * as mode from './views/mode.js';
 import * as overview from './views/overview.js';
 import * as prediction from './views/prediction.js';
 
@@ -26,9 +28,10 @@ async function withProgress(sentence, work) {
   }
 }
 
-function globalRange(result) {
+/** [min, max] over a list of tensors. */
+function globalRange(tensors) {
   let lo = Infinity, hi = -Infinity;
-  for (const t of Object.values(result.layers)) {
+  for (const t of tensors) {
     const [a, b] = range(t.data);
     lo = Math.min(lo, a);
     hi = Math.max(hi, b);
@@ -53,17 +56,54 @@ async function run(source) {
     if (store.source === source) store.set({ error: `${input.imageName(source)}: ${error.message}`, rejected: source });
     throw error;
   }
-  store.globalRange = globalRange(result);
-  store.set({ result });
+  store.globalRange = globalRange(Object.values(result.layers));
+  store.set({ result, resultSource: source });
 }
 
-async function chooseModel(id, { sample, layer } = {}) {
-  const [model, samples] = await withProgress('Loading the model…', () =>
-    Promise.all([api.getModel(id), api.listSamples(id)]));
+let backwardTicket = 0;
+
+/**
+ * In Backward mode, fetch the gradients for the image on show, its target and loss. The gradients
+ * on show stay until the new ones arrive; an answer overtaken by a newer request is dropped.
+ */
+async function runBackward() {
+  if (!store.backward || !store.result) return;
+  const ticket = ++backwardTicket;
+  const { model, resultSource, target, lossFunction } = store;
+  const gradients = await withProgress('Computing the gradients…',
+    () => api.backward(model.id, resultSource, { target, loss: lossFunction }));
+  if (ticket !== backwardTicket || store.model !== model) return;
+  store.gradientRange = globalRange([gradients.inputGradient, ...Object.values(gradients.layers).map(g => g.activation)]);
+  store.set({ gradients });
+}
+
+async function chooseModel(id, { sample, layer, target = null } = {}) {
+  const [model, samples, methods] = await withProgress('Loading the model…', () =>
+    Promise.all([api.getModel(id), api.listSamples(id), api.listMethods(id)]));
   const cursor = Math.max(0, model.layers.findIndex(l => l.name === layer));
-  store.set({ model, samples, cursor, result: null });
+  store.set({ model, samples, methods, cursor, result: null, gradients: null, attribution: null, target });
   const first = samples.find(s => s.id === sample) ?? samples[0];
   if (first) await run({ sample: first.id, url: first.url, label: first.label_name });
+}
+
+let attributionTicket = 0;
+
+/** The attribution map for the image on show, by the chosen method and options. */
+async function runAttribution() {
+  if (!store.result || !store.methods.length) return;
+  const ticket = ++attributionTicket;
+  const { model, resultSource, attributionMethod, attributionOptions, target } = store;
+  store.set({ attributionBusy: true });
+  try {
+    const found = await withProgress('Computing the attribution map…',
+      () => api.attribute(model.id, resultSource, attributionMethod, target, attributionOptions));
+    if (ticket === attributionTicket && store.model === model) store.set({ attribution: found });
+  } catch (error) {
+    if (ticket === attributionTicket) store.set({ attribution: null });
+    throw error;
+  } finally {
+    if (ticket === attributionTicket) store.set({ attributionBusy: false });
+  }
 }
 
 function syncUrl() {
@@ -71,6 +111,11 @@ function syncUrl() {
   if (store.model) params.set('model', store.model.id);
   if (store.source?.sample) params.set('sample', store.source.sample);
   if (store.layer) params.set('layer', store.layer.name);
+  if (store.backward) {
+    params.set('mode', 'backward');
+    if (store.target !== null) params.set('target', store.target);
+    if (store.lossFunction !== 'cross_entropy') params.set('loss', store.lossFunction);
+  }
   history.replaceState(null, '', `?${params}`);
 }
 
@@ -95,12 +140,18 @@ store.addEventListener('change', ({ detail: changed }) => {
   if (has('result', 'source', 'rejected')) input.renderInputs($('original'), $('prepared'), store);
   if (has('result')) prediction.render($('prediction'), store);
   if (has('result', 'rejected')) input.markPrevious($('prediction'), store);
-  if (has('result', 'cursor', 'scale')) {
+  if (has('model', 'result', 'mode', 'target', 'lossFunction', 'gradients')) mode.render($('mode'), store);
+  if (has('result', 'mode', 'target', 'lossFunction')) quietly(runBackward)();
+  if (has('result', 'attributionMethod', 'attributionOptions', 'target')) quietly(runAttribution)();
+  if (has('model', 'methods', 'result', 'attribution', 'attributionMethod', 'attributionOptions', 'target', 'attributionBusy')) {
+    attribution.render($('attribution'), store);
+  }
+  if (has('result', 'cursor', 'scale', 'mode', 'gradients')) {
     overview.render($('overview'), store);
     detail.render($('detail'), store).catch(error => store.set({ error: error.message }));
     renderNav();
   }
-  if (has('model', 'source', 'cursor')) syncUrl();
+  if (has('model', 'source', 'cursor', 'mode', 'target', 'lossFunction')) syncUrl();
 });
 
 document.addEventListener('keydown', event => {
@@ -117,11 +168,15 @@ async function boot() {
   const select = document.querySelector('[data-control=model]');
   for (const m of store.models) select.append(new Option(m.name, m.id));
   const wanted = store.models.find(m => m.id === params.get('model')) ?? store.models[0];
+  if (params.get('mode') === 'backward') {
+    store.set({ mode: 'backward', lossFunction: params.get('loss') ?? 'cross_entropy' });
+  }
+  const target = params.get('target') === null ? null : Number(params.get('target'));
   select.value = wanted.id;
   select.addEventListener('change', quietly(() => chooseModel(select.value)));
   input.wireUploads(document, quietly(run));
   input.wirePad($('pad'), document.querySelector('[data-action=clear-pad]'), quietly(run));
-  await chooseModel(wanted.id, { sample: params.get('sample'), layer: params.get('layer') });
+  await chooseModel(wanted.id, { sample: params.get('sample'), layer: params.get('layer'), target });
   document.body.dataset.ready = '';
 }
 

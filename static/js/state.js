@@ -8,9 +8,20 @@ export class Store extends EventTarget {
     this.samples = [];
     this.source = null;      // {sample, label} or {blob, name, url}
     this.result = null;      // forward(): {input, prediction, layers}
+    this.resultSource = null;  // the source `result` came from (`source` may be a newer, refused one)
     this.rejected = null;    // the last source the server refused, while the previous result stays shown
     this.cursor = 0;         // index of the current layer in model.layers
     this.scale = 'channel';  // colour scaling: 'channel' | 'layer' | 'global'
+    this.mode = 'forward';   // 'forward': layer outputs; 'backward': the loss's gradients for them
+    this.target = null;      // backward's target class index; null: the predicted class
+    this.lossFunction = 'cross_entropy';  // 'cross_entropy' | 'mse' | 'logit'
+    this.gradients = null;   // backward() for `result`'s image, target and loss, or null
+    this.gradientRange = null;  // [min, max] over every layer's gradient, for the global scale
+    this.methods = [];       // attribution methods for `model` (GET /api/attributions/methods)
+    this.attributionMethod = 'grad_cam';
+    this.attributionOptions = {};  // the method's options the person changed; the rest are the server's defaults
+    this.attribution = null;       // the attribution for `result`'s image, or null
+    this.attributionBusy = false;
     this.busy = null;        // a sentence while something slow runs
     this.error = null;       // the last error's sentence
   }
@@ -35,4 +46,19 @@ export class Store extends EventTarget {
     if (!this.result) return null;
     return name === 'input' ? this.result.input : this.result.layers[name] ?? null;
   }
+
+  /** The loss's gradient with respect to the named layer's output (or the input), if fetched. */
+  gradient(name) {
+    if (!this.gradients) return null;
+    return name === 'input' ? this.gradients.inputGradient : this.gradients.layers[name]?.activation ?? null;
+  }
+
+  /** True while the views show gradients: signed values on a scale centred on zero. */
+  get backward() { return this.mode === 'backward'; }
+
+  /** What the views draw for a layer in the current mode: its output, or the gradient for it. */
+  shown(name) { return this.backward ? this.gradient(name) : this.tensor(name); }
+
+  /** The range of the whole network in the current mode, for the global colour scale. */
+  get shownRange() { return this.backward ? this.gradientRange : this.globalRange; }
 }

@@ -28,6 +28,26 @@ export function colour(v, lo, hi) {
   return ramp(SEQUENTIAL, hi > lo ? (v - lo) / (hi - lo) : 0);
 }
 
+// Attribution overlays: a map of non-negative values (saliency, Grad-CAM) as heat, yellow to red.
+const HEAT = [[255, 237, 160], [254, 178, 76], [240, 59, 32], [189, 0, 38]];
+
+/**
+ * RGBA for one attribution value over an image: signed maps use the diverging scale, non-negative
+ * ones the heat scale; the opacity grows with |v| / m, so values near zero leave the image visible.
+ */
+export function overlay(v, m, signed) {
+  if (!Number.isFinite(v)) return [255, 0, 255, 255];
+  const t = m > 0 ? Math.min(1, Math.abs(v) / m) : 0;
+  const rgb = signed ? ramp(DIVERGING, 0.5 + (m > 0 ? v / (2 * m) : 0)) : ramp(HEAT, t);
+  return [...rgb, Math.round(255 * Math.sqrt(t))];
+}
+
+/** A CSS gradient for an attribution legend: −m … 0 … m, or 0 … m. */
+export function overlayGradient(signed) {
+  const stops = signed ? [-1, -0.5, 0, 0.5, 1] : [0, 0.25, 0.5, 0.75, 1];
+  return `linear-gradient(to right, ${stops.map(t => `rgba(${overlay(t, 1, signed).map((c, i) => (i === 3 ? (c / 255).toFixed(2) : c)).join(',')})`).join(',')})`;
+}
+
 // The two ramps precomputed at 256 levels, for drawing many values at once (heatmap.js). Each entry
 // is one RGBA pixel packed in a Uint32 in the platform's byte order, so a Uint32Array view over an
 // ImageData's buffer takes entries as they are. Entry i is ramp(stops, i / 255): the same colours as

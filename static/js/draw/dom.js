@@ -16,6 +16,10 @@ export function el(tag, props = {}, ...children) {
 /** A number with a fixed number of decimals and a real minus sign. */
 export const num = (v, digits = 3) => v.toFixed(digits).replace('-', '−');
 
+/** A number to `digits` decimals, or in exponent form when that would show only zeros (gradients, tiny losses). */
+export const sig = (v, digits = 4) =>
+  (v !== 0 && Math.abs(v) < 10 ** -(digits - 1) ? v.toExponential(2) : v.toFixed(digits)).replace('-', '−');
+
 /** A count with thousands separators. */
 export const count = n => n.toLocaleString('en');
 

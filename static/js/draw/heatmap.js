@@ -1,6 +1,6 @@
 // Channels drawn as heatmaps on canvas with ImageData: one pixel per value, scaled up by CSS.
 
-import { NOT_FINITE, lookup } from './colors.js';
+import { NOT_FINITE, lookup, overlay } from './colors.js';
 
 /** [min, max] of data[from, to), finite values only. */
 export function range(data, from = 0, to = data.length) {
@@ -59,12 +59,19 @@ export function maps(tensor) {
   return { count: 1, h: 1, w: s[0] };
 }
 
-/** Colour range for channel c under a scaling mode: per channel, per layer, or across all layers. */
-export function scaleFor(mode, tensor, c, globalRange) {
+/**
+ * Colour range for channel c under a scaling mode: per channel, per layer, or across all layers.
+ * `signed` (gradients) widens it to be symmetric about zero, so zero is always the middle colour.
+ */
+export function scaleFor(mode, tensor, c, globalRange, signed = false) {
   const { h, w } = maps(tensor);
-  if (mode === 'channel') return range(tensor.data, c * h * w, (c + 1) * h * w);
-  if (mode === 'global' && globalRange) return globalRange;
-  return range(tensor.data);
+  let [lo, hi] = mode === 'channel' ? range(tensor.data, c * h * w, (c + 1) * h * w)
+    : mode === 'global' && globalRange ? globalRange : range(tensor.data);
+  if (signed) {
+    const m = Math.max(-lo, hi);
+    [lo, hi] = m > 0 ? [-m, m] : [0, 0];
+  }
+  return [lo, hi];
 }
 
 /** A new canvas element for one map, labelled for screen readers. */
@@ -94,4 +101,26 @@ export function drawInput(canvas, tensor, mean, std) {
   }
   ctx.putImageData(image, 0, 0);
   return canvas;
+}
+
+/**
+ * An attribution map [C,H,W] drawn as a see-through layer to put over the input: the channels
+ * summed per pixel, coloured by overlay() against the largest |value|. Returns {m, signed}.
+ */
+export function drawAttribution(canvas, tensor) {
+  const [c, h, w] = tensor.shape;
+  const summed = new Float32Array(h * w);
+  for (let k = 0; k < c; k++) for (let i = 0; i < h * w; i++) summed[i] += tensor.data[k * h * w + i];
+  let m = 0, signed = false;
+  for (const v of summed) {
+    if (Number.isFinite(v)) m = Math.max(m, Math.abs(v));
+    if (v < 0) signed = true;
+  }
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) image.data.set(overlay(summed[i], m, signed), 4 * i);
+  ctx.putImageData(image, 0, 0);
+  return { m, signed };
 }

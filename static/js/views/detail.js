@@ -1,24 +1,28 @@
 // The current layer, large: every channel with a legend, the value under the pointer, the layer's
 // parameters, and the teaching view for its type.
 
-import { forwardUrl } from '../api.js';
+import { backwardUrl, forwardUrl } from '../api.js';
 import { SIZES, legendGradient } from '../draw/colors.js';
 import { drawMap, mapCanvas, maps, scaleFor } from '../draw/heatmap.js';
+import { sig } from '../draw/dom.js';
 import { viewFor } from './kinds.js';
 import * as weights from './weights.js';
 
 function header(store, layer, tensor) {
   const head = document.createElement('header');
   const title = document.createElement('h2');
-  title.textContent = `${layer.name} `;
+  title.textContent = store.backward ? `∂loss / ∂${layer.name} ` : `${layer.name} `;
   const type = document.createElement('span');
   type.className = 'type';
-  type.textContent = `${layer.type} · ${tensor.shape.join('×')} · from ${layer.inputs.join(', ')}`;
+  type.textContent = store.backward
+    ? `${layer.type} · ${tensor.shape.join('×')} · the loss's gradient for each value of its output`
+    : `${layer.type} · ${tensor.shape.join('×')} · from ${layer.inputs.join(', ')}`;
   title.append(type);
   const tools = document.createElement('div');
   tools.className = 'tools';
   const api = document.createElement('a');
-  api.href = `${forwardUrl(store.model.id)}&layers=${encodeURIComponent(layer.name)}`;
+  const url = store.backward ? backwardUrl(store.model.id) : forwardUrl(store.model.id);
+  api.href = `${url}&layers=${encodeURIComponent(layer.name)}`;
   api.textContent = 'API call';
   api.title = 'POST this URL with the image to get exactly these values';
   const download = document.createElement('button');
@@ -57,9 +61,9 @@ function legend(lo, hi, mode) {
   bar.className = 'ramp';
   bar.style.background = legendGradient(lo, hi);
   const a = document.createElement('span');
-  a.textContent = lo.toFixed(3);
+  a.textContent = sig(lo, 3);
   const b = document.createElement('span');
-  b.textContent = hi.toFixed(3);
+  b.textContent = sig(hi, 3);
   box.append(a, bar, b);
   if (mode === 'channel') box.title = 'Each channel uses its own range; this is the range of the whole layer.';
   return box;
@@ -90,7 +94,7 @@ function channels(layer, tensor, readout) {
       const { y, x } = at(event);
       const index = strip ? y : c * h * w + y * w + x;
       const where = strip ? `[${y}]` : `channel ${c}, row ${y}, column ${x}`;
-      readout.textContent = `${where}: ${shown.tensor.data[index].toFixed(4)}`;
+      readout.textContent = `${where}: ${shown.tensor.data[index].toPrecision(5)}`;
     });
     canvas.addEventListener('click', event => {
       const { y, x } = at(event);
@@ -106,7 +110,7 @@ function paintChannels(grid, store, tensor) {
   const { h, w } = maps(tensor);
   const strip = tensor.shape.length === 1;
   grid.querySelectorAll('canvas').forEach((canvas, c) => {
-    const [lo, hi] = scaleFor(store.scale, tensor, c, store.globalRange);
+    const [lo, hi] = scaleFor(store.scale, tensor, c, store.shownRange, store.backward);
     drawMap(canvas, tensor.data, c * h * w, strip ? w : h, strip ? 1 : w, lo, hi);
   });
 }
@@ -126,13 +130,14 @@ function scaleChooser(store) {
 }
 
 function legendFor(store, tensor) {
-  const [lo, hi] = store.scale === 'global' && store.globalRange ? store.globalRange : scaleFor('layer', tensor, 0);
+  const [lo, hi] = scaleFor(store.scale === 'global' ? 'global' : 'layer', tensor, 0, store.shownRange, store.backward);
   return legend(lo, hi, store.scale);
 }
 
-// What the panel shows: {container, model, layer, tensor, scale, globalRange, grid, controls,
-// lesson, onPick}. Another layer or model rebuilds the panel; a new result or colour scale only
-// repaints the channels (and, for a new result, redoes the lesson); the parameters stay as drawn.
+// What the panel shows: {container, model, layer, mode, tensor, scale, range, grid, controls,
+// params, grads, lesson, onPick}. Another layer, model or mode rebuilds the panel; a new result or
+// colour scale only repaints the channels (and, for new values, redoes the lesson and the weight
+// gradients); the parameters stay as drawn.
 let shown = null;
 
 /** The skeleton for the store's layer: header, controls, channels, parameters, an empty lesson. */
@@ -140,6 +145,7 @@ function build(container, store, layer, tensor) {
   container.replaceChildren();
   container.dataset.layer = layer.name;
   container.dataset.type = layer.type;
+  container.dataset.mode = store.mode;
   const readout = document.createElement('output');
   readout.className = 'readout';
   readout.textContent = 'Point at a map to read its values.';
@@ -150,16 +156,21 @@ function build(container, store, layer, tensor) {
   body.className = 'detail-body';
   const params = document.createElement('section');
   params.className = 'params';
+  const grads = document.createElement('section');
+  grads.className = 'params grads';
   const lesson = document.createElement('section');
   lesson.className = 'lesson';
   const grid = channels(layer, tensor, readout);
-  body.append(grid, params);
+  body.append(grid, params, grads);
   container.append(header(store, layer, tensor), controls, body, lesson);
-  shown = { container, model: store.model, layer, tensor: null, scale: null, globalRange: null,
-            grid, controls, lesson, onPick: null, params: weights.render(params, store, layer) };
+  shown = { container, model: store.model, layer, mode: store.mode, tensor: null, scale: null, range: null,
+            grid, controls, grads, lesson, onPick: null, params: weights.render(params, store, layer) };
 }
 
-/** The teaching view for the layer, drawn into a fresh section so a slower earlier one can't land. */
+/**
+ * The teaching view for the layer (forward), or what its gradient means and one optimizer step
+ * (backward), drawn into a fresh section so a slower earlier one can't land.
+ */
 async function renderLesson(store, layer, tensor) {
   const lesson = document.createElement('section');
   lesson.className = 'lesson';
@@ -168,7 +179,7 @@ async function renderLesson(store, layer, tensor) {
   shown.onPick = null;
   shown.grid.querySelectorAll('canvas').forEach(c => c.classList.remove('pickable'));
   const panel = shown;
-  const [view] = await Promise.all([viewFor(layer.type), panel.params]);
+  const [view] = await Promise.all([store.backward ? backwardView() : viewFor(layer.type), panel.params]);
   if (!view || panel.lesson !== lesson) return;
   const linkChannels = pick => {
     panel.onPick = pick;
@@ -177,22 +188,28 @@ async function renderLesson(store, layer, tensor) {
   await view.render(lesson, { store, layer, tensor, input: store.tensor(layer.inputs[0]), weightsOf: weights.weightsOf, linkChannels });
 }
 
+const backwardView = () => import('./backward.js');
+
 export async function render(container, store) {
   const layer = store.layer;
-  const tensor = layer && store.tensor(layer.name);
+  const tensor = layer && store.shown(layer.name);
   if (!tensor) {
     container.replaceChildren();
     shown = null;
     return;
   }
   const same = shown && shown.container === container && shown.model === store.model && shown.layer === layer
-    && shown.tensor?.shape.join('×') === tensor.shape.join('×') && container.contains(shown.grid);
+    && shown.mode === store.mode && shown.tensor?.shape.join('×') === tensor.shape.join('×')
+    && container.contains(shown.grid);
   if (!same) build(container, store, layer, tensor);
-  const newResult = shown.tensor !== tensor;
-  if (newResult || shown.scale !== store.scale || shown.globalRange !== store.globalRange) {
+  const newValues = shown.tensor !== tensor;
+  if (newValues || shown.scale !== store.scale || shown.range !== store.shownRange) {
     paintChannels(shown.grid, store, tensor);
     shown.controls.querySelector('.legend').replaceWith(legendFor(store, tensor));
-    Object.assign(shown, { tensor, scale: store.scale, globalRange: store.globalRange });
+    Object.assign(shown, { tensor, scale: store.scale, range: store.shownRange });
   }
-  if (newResult) await renderLesson(store, layer, tensor);
+  if (newValues) {
+    weights.renderGradients(shown.grads, store, layer);
+    await renderLesson(store, layer, tensor);
+  }
 }

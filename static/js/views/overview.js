@@ -5,7 +5,7 @@
 // repainted in place for a new result or colour scale; a step with ← → only moves the highlight.
 
 import { SIZES } from '../draw/colors.js';
-import { drawInput, fillMap, maps, range, scaleFor } from '../draw/heatmap.js';
+import { drawInput, fillMap, maps, scaleFor } from '../draw/heatmap.js';
 
 const GAP = 2;  // px on screen between two channels of a column
 
@@ -52,30 +52,41 @@ function setLayout(column, tensor) {
   column.pixels = new Uint32Array(column.image.data.buffer);
 }
 
-/** Repaint every column from the store's result under its colour scale; the DOM stays as it is. */
+/**
+ * Repaint every column from the store, in its mode, under its colour scale; the DOM stays as it
+ * is. Backward shows the gradient for each layer's output on a scale centred on zero, and for the
+ * input its gradient as a heatmap in place of the picture.
+ */
 function paint(store) {
-  const { result, model, scale, globalRange } = store;
+  const { model, scale, backward } = store;
+  const whole = store.shownRange;
   for (const column of view.columns) {
     const { canvas, layer } = column;
-    if (layer.name === 'input') {
-      drawInput(canvas, result.input, model.input.mean, model.input.std);
+    if (layer.name === 'input' && !backward) {
+      drawInput(canvas, store.result.input, model.input.mean, model.input.std);
+      canvas.setAttribute('aria-label', 'the input image');
+      column.layout = null;
       continue;
     }
-    const tensor = store.tensor(layer.name);
+    const tensor = store.shown(layer.name);
     if (!tensor) continue;
     if (column.layout?.key !== tensor.shape.join('×')) setLayout(column, tensor);
     const { count, h, w, zoom, pitch, width, strip } = column.layout;
-    const shared = scale === 'channel' ? null : scaleFor(scale, tensor, 0, globalRange);
+    const shared = scale === 'channel' ? null : scaleFor(scale, tensor, 0, whole, backward);
     for (let c = 0; c < count; c++) {
-      const [lo, hi] = shared ?? range(tensor.data, c * h * w, (c + 1) * h * w);
+      const [lo, hi] = shared ?? scaleFor('channel', tensor, c, null, backward);
       if (strip) fillMap(column.pixels, 0, 1, tensor.data, 0, h, 1, lo, hi);
       else fillMap(column.pixels, c * pitch * width, width, tensor.data, c * h * w, h, w, lo, hi, zoom);
     }
     column.ctx.putImageData(column.image, 0, 0);
   }
-  view.result = result;
-  view.scale = scale;
-  view.globalRange = globalRange;
+  Object.assign(view, painted(store));
+}
+
+/** The store fields a paint depends on: when none changed, the pixels on show are still right. */
+function painted(store) {
+  const { result, gradients, mode, scale, shownRange } = store;
+  return { result, gradients, mode, scale, range: shownRange };
 }
 
 /** Which channel (or, in a strip, which value) of `column` is under the pointer, and its box in CSS px. */
@@ -163,7 +174,7 @@ function build(container, store) {
     return column;
   });
   container.append(tip);
-  view = { container, model: store.model, columns, result: null, scale: null, globalRange: null, current: null };
+  view = { container, model: store.model, columns, current: null };
 }
 
 /** Mark the store's current layer and scroll the overview sideways (only) to show it. */
@@ -195,8 +206,7 @@ export function render(container, store) {
   const fresh = !view || view.container !== container || view.model !== store.model
     || view.columns[0].figure.parentNode !== container;
   if (fresh) build(container, store);
-  if (fresh || view.result !== store.result || view.scale !== store.scale || view.globalRange !== store.globalRange) {
-    paint(store);
-  }
+  const now = painted(store);
+  if (fresh || Object.keys(now).some(key => view[key] !== now[key])) paint(store);
   highlight(store);
 }
