@@ -46,6 +46,11 @@ class ModelList(BaseModel):
     models: list[ModelSummary]
 
 
+class LayerScope(BaseModel):
+    module: str = Field(examples=["layer1.0"])
+    type: str = Field(examples=["BasicBlock"], description="the module's class name")
+
+
 class LayerInfo(BaseModel):
     name: str = Field(examples=["conv1"])
     type: str = Field(examples=["conv2d"])
@@ -54,6 +59,10 @@ class LayerInfo(BaseModel):
     attributes: dict[str, Any] = Field(examples=[{"kernel_size": [5, 5], "stride": [1, 1]}])
     parameters: dict[str, list[int]] = Field(examples=[{"weight": [6, 1, 5, 5], "bias": [6]}])
     buffers: dict[str, list[int]] = Field(default_factory=dict)
+    module: str | None = Field(None, examples=["layer1.0.conv1"], description="the module called, if a module call")
+    scope: list[LayerScope] = Field(default_factory=list, description=(
+        "the modules whose forward made this call, outermost first (the layer's own module left out): "
+        "a ResNet block's layers share its entry"))
 
 
 class ModelDetail(ModelSummary):

@@ -12,7 +12,8 @@ from app.api.serialize import json_response
 from app.codec import Encoding, WireDtype, encode
 from app.errors import InvalidRequest, NotFound
 from app.registry import LoadedModel
-from app.schemas import InputInfo, LayerInfo, ModelDetail, ModelList, ModelSummary, SampleInfo, SampleList, Weights
+from app.schemas import (InputInfo, LayerInfo, LayerScope, ModelDetail, ModelList, ModelSummary, SampleInfo, SampleList,
+                         Weights)
 
 # 422 declared so that FastAPI does not document its default HTTPValidationError list instead.
 router = APIRouter(prefix="/models", tags=["models"], responses=responses(404, 422))
@@ -40,7 +41,8 @@ def list_models(registry: RegistryDep) -> ModelList:
 def model_detail(model: ModelDep) -> ModelDetail:
     """A model's summary and its layers in execution order: enough to re-run it from its weights."""
     layers = [LayerInfo(name=la.name, type=la.type, inputs=la.inputs, output_shape=la.output_shape,
-                        attributes=la.attributes, parameters=la.parameters, buffers=la.buffers)
+                        attributes=la.attributes, parameters=la.parameters, buffers=la.buffers, module=la.module,
+                        scope=[LayerScope(module=path, type=cls) for path, cls in la.scope])
               for la in model.graph.layers]
     return ModelDetail(**summary(model).model_dump(), layers=layers)
 

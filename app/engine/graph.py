@@ -41,6 +41,10 @@ class Layer:
     parameters: dict[str, list[int]]
     buffers: dict[str, list[int]]
     module: str | None
+    # The modules whose forward made this call, outermost first, as (path, class name), the layer's
+    # own module left out: ("layer1", "Sequential"), ("layer1.0", "BasicBlock") for a ResNet block's
+    # conv or its residual add. The page folds a block's layers into one unit by it.
+    scope: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: hashable by identity, e.g. as a cache key
@@ -157,10 +161,23 @@ def _describe(gm: GraphModule, shape: list[int], inplace: frozenset[str], prop: 
             parameters={k: list(params[v].shape) for k, v in layer_params.items()},
             buffers={k: list(buffers[v].shape) for k, v in owned.items()
                      if v in buffers and not v.endswith("num_batches_tracked")},
-            module=str(n.target) if n.op == "call_module" else None))
+            module=str(n.target) if n.op == "call_module" else None, scope=_scope(n)))
         if layer_params:
             paths[names[n]] = layer_params
     return Graph(gm, layers, shape, {v: k.name for k, v in names.items()}, paths, inplace)
+
+
+def _scope(n: Node) -> tuple[tuple[str, str], ...]:
+    """The enclosing modules of a call, from the tracer's module stack (torch.fx records it in
+    `nn_module_stack`: path -> (path, class)); a module call's own entry is the last one, left out."""
+    stack = list((n.meta.get("nn_module_stack") or {}).values())
+    if n.op == "call_module" and stack:
+        stack = stack[:-1]
+    out: list[tuple[str, str]] = []
+    for path, cls in stack:
+        name = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
+        out.append((str(path), name))
+    return tuple(out)
 
 
 def _names(nodes: list[Node]) -> dict[Node, str]:

@@ -83,6 +83,17 @@ def test_torchvision_style_resnet_gets_qualified_names_and_real_adds() -> None:
     assert layers["avgpool"].type == "adaptive_avg_pool2d" and layers["avgpool"].output_shape == [16, 1, 1]
 
 
+def test_every_layer_knows_the_modules_it_was_called_in() -> None:
+    layers = by_name(graph_of("resnet"))
+    block = (("layer1", "Sequential"), ("layer1.0", "BasicBlock"))
+    assert layers["conv1"].scope == () and layers["fc"].scope == ()
+    assert layers["layer1.0.conv1"].scope == block  # its own module left out
+    assert layers["add"].scope == block and layers["add"].module is None  # `out += identity` in the block's forward
+    assert layers["layer1_0_relu_1"].scope == block
+    assert layers["layer1.1.downsample.0"].scope == (("layer1", "Sequential"), ("layer1.1", "BasicBlock"),
+                                                     ("layer1.1.downsample", "Sequential"))
+
+
 def test_functional_calls_get_types_and_pytorch_attributes() -> None:
     layers = by_name(graph_of("mixed"))
     assert layers["cat"].type == "cat" and layers["cat"].inputs == ["act_a", "act_b"]
