@@ -60,12 +60,35 @@ function imageRequest(source, fields = {}) {
            body: JSON.stringify({ sample: source.sample, ...fields }) };
 }
 
-/** Run the model on an image: {sample} or {blob}. Returns input, prediction and every layer. */
-export async function forward(id, source) {
-  const body = await call(forwardUrl(id), imageRequest(source));
-  const layers = {};
-  for (const [name, t] of Object.entries(body.layers)) layers[name] = decodeTensor(t);
-  return { input: decodeTensor(body.input), prediction: body.prediction, layers };
+/**
+ * Run the model on an image: {sample} or {blob}. Returns input, prediction and every layer (or
+ * `layers` only). With `summary` (large models), `layers` is empty and each layer comes as a summary
+ * (shape, min, max, mean, std and a small thumbnail) instead, with the id of the server's `run` by
+ * which the full tensors can be fetched one by one (layerOf).
+ */
+export async function forward(id, source, { summary = false, layers = null } = {}) {
+  const fields = {};
+  if (summary) fields.summary = true;
+  if (layers) fields.layers = source.blob ? layers.join(',') : layers;
+  const body = await call(forwardUrl(id), imageRequest(source, fields));
+  const out = {};
+  for (const [name, t] of Object.entries(body.layers)) out[name] = decodeTensor(t);
+  const result = { input: decodeTensor(body.input), prediction: body.prediction, layers: out, run: body.run ?? null };
+  if (body.summaries) {
+    result.summaries = {};
+    for (const [name, s] of Object.entries(body.summaries)) result.summaries[name] = { ...s, thumbnail: decodeTensor(s.thumbnail) };
+  }
+  return result;
+}
+
+/** The URL of one layer's output in a kept forward run. */
+export const runLayerUrl = (id, run, layer) =>
+  `/api/models/${encodeURIComponent(id)}/runs/${encodeURIComponent(run)}/layers/${encodeURIComponent(layer)}?encoding=base64`;
+
+/** One layer's full output from a run the server keeps; an ApiError 404 once it is no longer kept. */
+export async function layerOf(id, run, layer) {
+  const body = await call(runLayerUrl(id, run, layer));
+  return decodeTensor(body.tensor);
 }
 
 export const backwardUrl = id => `/api/models/${encodeURIComponent(id)}/backward?encoding=base64`;
@@ -75,19 +98,20 @@ export const backwardUrl = id => `/api/models/${encodeURIComponent(id)}/backward
  * layers: {name: {activation, weight, bias}}} (weight and bias only for layers with parameters).
  * `target` null means the predicted class.
  */
-export async function backward(id, source, { target = null, loss = 'cross_entropy' } = {}) {
+export async function backward(id, source, { target = null, loss = 'cross_entropy', layers = null } = {}) {
   const fields = target === null ? { loss } : { loss, target };
+  if (layers) fields.layers = source.blob ? layers.join(',') : layers;
   const body = await call(backwardUrl(id), imageRequest(source, fields));
-  const layers = {};
+  const grads = {};
   for (const [name, g] of Object.entries(body.layers)) {
-    layers[name] = {
+    grads[name] = {
       activation: decodeTensor(g.activation_gradient),
       weight: g.weight_gradient ? decodeTensor(g.weight_gradient) : null,
       bias: g.bias_gradient ? decodeTensor(g.bias_gradient) : null,
     };
   }
   return { loss: body.loss, lossFunction: body.loss_function, target: body.target,
-           inputGradient: decodeTensor(body.input_gradient), layers };
+           inputGradient: decodeTensor(body.input_gradient), layers: grads };
 }
 
 export const stepUrl = id => `/api/models/${encodeURIComponent(id)}/step?encoding=base64`;

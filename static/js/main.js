@@ -51,13 +51,39 @@ async function run(source) {
   store.set({ source, error: null, rejected: null });
   let result;
   try {
-    result = await withProgress('Running the model…', () => api.forward(store.model.id, source));
+    result = await withProgress('Running the model…', () => api.forward(store.model.id, source, { summary: store.large }));
   } catch (error) {
     if (store.source === source) store.set({ error: `${input.imageName(source)}: ${error.message}`, rejected: source });
     throw error;
   }
-  store.globalRange = globalRange(Object.values(result.layers));
+  store.globalRange = result.summaries
+    ? [Math.min(...Object.values(result.summaries).map(s => s.min)), Math.max(...Object.values(result.summaries).map(s => s.max))]
+    : globalRange(Object.values(result.layers));
   store.set({ result, resultSource: source });
+}
+
+/**
+ * A large model's forward answer has summaries only: fetch the full outputs the detail view needs
+ * (the layer and its inputs) from the run the server keeps, or, once it is no longer kept (404) or
+ * the server keeps none, by running forward again for just those layers.
+ */
+async function ensureLayers(names) {
+  const { model, result, resultSource } = store;
+  const missing = names.filter(name => name !== 'input' && !(name in result.layers));
+  if (!missing.length) return;
+  const fetched = await withProgress(`Fetching ${missing.join(', ')}…`, async () => {
+    if (result.run) {
+      try {
+        return Object.fromEntries(await Promise.all(missing.map(async name => [name, await api.layerOf(model.id, result.run, name)])));
+      } catch (error) {
+        if (error.status !== 404) throw error;
+      }
+    }
+    return (await api.forward(model.id, resultSource, { layers: missing })).layers;
+  });
+  if (store.result !== result) return;
+  Object.assign(result.layers, fetched);
+  store.set({ fetched: missing });
 }
 
 let backwardTicket = 0;
@@ -70,8 +96,10 @@ async function runBackward() {
   if (!store.backward || !store.result) return;
   const ticket = ++backwardTicket;
   const { model, resultSource, target, lossFunction } = store;
+  // A large model's gradients come for the current layer only (and again when the cursor moves).
+  const layers = store.large ? [store.layer.name] : null;
   const gradients = await withProgress('Computing the gradients…',
-    () => api.backward(model.id, resultSource, { target, loss: lossFunction }));
+    () => api.backward(model.id, resultSource, { target, loss: lossFunction, layers }));
   if (ticket !== backwardTicket || store.model !== model) return;
   store.gradientRange = globalRange([gradients.inputGradient, ...Object.values(gradients.layers).map(g => g.activation)]);
   store.set({ gradients });
@@ -81,7 +109,8 @@ async function chooseModel(id, { sample, layer, target = null } = {}) {
   const [model, samples, methods] = await withProgress('Loading the model…', () =>
     Promise.all([api.getModel(id), api.listSamples(id), api.listMethods(id)]));
   const cursor = Math.max(0, model.layers.findIndex(l => l.name === layer));
-  store.set({ model, samples, methods, cursor, result: null, gradients: null, attribution: null, target });
+  store.set({ model, samples, methods, cursor, result: null, gradients: null, attribution: null, target,
+              fold: model.layers.length > 24, expanded: new Set(), filter: '' });
   const first = samples.find(s => s.id === sample) ?? samples[0];
   if (first) await run({ sample: first.id, url: first.url, label: first.label_name });
 }
@@ -141,13 +170,20 @@ store.addEventListener('change', ({ detail: changed }) => {
   if (has('result')) prediction.render($('prediction'), store);
   if (has('result', 'rejected')) input.markPrevious($('prediction'), store);
   if (has('model', 'result', 'mode', 'target', 'lossFunction', 'gradients')) mode.render($('mode'), store);
-  if (has('result', 'mode', 'target', 'lossFunction')) quietly(runBackward)();
+  if (has('result', 'mode', 'target', 'lossFunction') || (store.large && has('cursor'))) quietly(runBackward)();
+  if (store.large && store.result && !store.backward && has('result', 'cursor', 'mode')) {
+    quietly(ensureLayers)([store.layer.name, ...store.layer.inputs]);
+  }
   if (has('result', 'attributionMethod', 'attributionOptions', 'target')) quietly(runAttribution)();
   if (has('model', 'methods', 'result', 'attribution', 'attributionMethod', 'attributionOptions', 'target', 'attributionBusy')) {
     attribution.render($('attribution'), store);
   }
-  if (has('result', 'cursor', 'scale', 'mode', 'gradients')) {
+  if (has('result', 'cursor', 'scale', 'mode', 'gradients', 'fold', 'filter', 'expanded')) {
     overview.render($('overview'), store);
+    overview.renderTools($('overview-tools'), store);
+  }
+  if (has('fetched')) detail.render($('detail'), store).catch(error => store.set({ error: error.message }));
+  if (has('result', 'cursor', 'scale', 'mode', 'gradients')) {
     detail.render($('detail'), store).catch(error => store.set({ error: error.message }));
     renderNav();
   }

@@ -1,5 +1,8 @@
 // The page's one store. Views listen for its events and redraw; nobody else holds page state.
 
+// Activation values above which a model counts as large (see Store.large): about 8 MB of float32.
+const LARGE_MODEL_VALUES = 2_000_000;
+
 export class Store extends EventTarget {
   constructor() {
     super();
@@ -12,6 +15,9 @@ export class Store extends EventTarget {
     this.rejected = null;    // the last source the server refused, while the previous result stays shown
     this.cursor = 0;         // index of the current layer in model.layers
     this.scale = 'channel';  // colour scaling: 'channel' | 'layer' | 'global'
+    this.fold = false;       // overview: show each block (e.g. a ResNet BasicBlock) as one column
+    this.expanded = new Set();  // blocks unfolded by hand (module paths)
+    this.filter = '';        // overview: show only layers whose name or type contains this
     this.mode = 'forward';   // 'forward': layer outputs; 'backward': the loss's gradients for them
     this.target = null;      // backward's target class index; null: the predicted class
     this.lossFunction = 'cross_entropy';  // 'cross_entropy' | 'mse' | 'logit'
@@ -33,6 +39,17 @@ export class Store extends EventTarget {
   }
 
   get layers() { return this.model ? this.model.layers : []; }
+
+  /**
+   * A large model (ResNet-18 at 224×224 has 7.5 M activation values, 30 MB) gets summaries and
+   * thumbnails in its forward answer, and each layer's full output only when a view needs it.
+   */
+  get large() {
+    if (!this.model) return false;
+    let values = 0;
+    for (const layer of this.model.layers) values += layer.output_shape.reduce((a, b) => a * b, 1);
+    return values > LARGE_MODEL_VALUES;
+  }
   get layer() { return this.layers[this.cursor] ?? null; }
 
   /** Move the layer cursor by `step`, staying inside the network. */
@@ -58,6 +75,11 @@ export class Store extends EventTarget {
 
   /** What the views draw for a layer in the current mode: its output, or the gradient for it. */
   shown(name) { return this.backward ? this.gradient(name) : this.tensor(name); }
+
+  /** What the overview draws: as shown(), or for a large model's layer not fetched, its thumbnail. */
+  overviewTensor(name) {
+    return this.shown(name) ?? (this.backward ? null : this.result?.summaries?.[name]?.thumbnail ?? null);
+  }
 
   /** The range of the whole network in the current mode, for the global colour scale. */
   get shownRange() { return this.backward ? this.gradientRange : this.globalRange; }

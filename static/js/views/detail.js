@@ -74,12 +74,14 @@ function legend(lo, hi, mode) {
  * `shown.tensor` (so a repaint for a new result needs no new listeners). A lesson may ask to hear
  * of clicks on them (linkChannels).
  */
-function channels(layer, tensor, readout) {
+const FIRST_CHANNELS = 64;  // a layer with more shows these first, and the rest on request
+
+function channels(layer, tensor, readout, store) {
   const grid = document.createElement('div');
   grid.className = 'channels';
   const { count, h, w } = maps(tensor);
   const strip = tensor.shape.length === 1;
-  for (let c = 0; c < count; c++) {
+  const add = c => {
     const canvas = mapCanvas(`${layer.name} channel ${c + 1}`);
     canvas.dataset.channel = c;
     canvas.style.width = strip ? '24px' : `${SIZES.detailCell}px`;
@@ -101,6 +103,21 @@ function channels(layer, tensor, readout) {
       shown.onPick?.(c, y, x);
     });
     grid.append(canvas);
+  };
+  for (let c = 0; c < Math.min(count, FIRST_CHANNELS); c++) add(c);
+  if (count > FIRST_CHANNELS) {
+    const more = document.createElement('button');
+    more.type = 'button';
+    more.className = 'more-channels';
+    more.dataset.action = 'all-channels';
+    more.textContent = `Show all ${count} channels`;
+    more.addEventListener('click', () => {
+      more.remove();
+      for (let c = FIRST_CHANNELS; c < count; c++) add(c);
+      paintChannels(grid, store, shown.tensor);
+      if (shown.onPick) grid.querySelectorAll('canvas').forEach(canvas => canvas.classList.add('pickable'));
+    });
+    grid.append(more);
   }
   return grid;
 }
@@ -160,7 +177,7 @@ function build(container, store, layer, tensor) {
   grads.className = 'params grads';
   const lesson = document.createElement('section');
   lesson.className = 'lesson';
-  const grid = channels(layer, tensor, readout);
+  const grid = channels(layer, tensor, readout, store);
   body.append(grid, params, grads);
   container.append(header(store, layer, tensor), controls, body, lesson);
   shown = { container, model: store.model, layer, mode: store.mode, tensor: null, scale: null, range: null,
@@ -196,6 +213,13 @@ export async function render(container, store) {
   if (!tensor) {
     container.replaceChildren();
     shown = null;
+    if (layer && store.result && store.large) {  // main.js is fetching it (or its gradient)
+      const wait = document.createElement('p');
+      wait.className = 'hint';
+      wait.dataset.waiting = layer.name;
+      wait.textContent = `Fetching ${layer.name}…`;
+      container.append(wait);
+    }
     return;
   }
   const same = shown && shown.container === container && shown.model === store.model && shown.layer === layer

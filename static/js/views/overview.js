@@ -15,24 +15,33 @@ let view = null;
 
 /**
  * How a tensor fills its column canvas. Channels of h×w are drawn `zoom`× (a whole number, so every
- * value stays a crisp block) to about SIZES.overviewCell px wide, then scaled by CSS (`scale`) to
- * exactly that width; `gap` bitmap rows (left transparent) part two channels. A 1-D layer ([N]) is
- * one tall strip, N values top to bottom.
+ * value stays a crisp block) in `cols` columns (1; 2 past 32 channels; 4 past 128, so a 512-channel
+ * layer stays a scrollable column, not a wall), then scaled by CSS to SIZES.overviewCell px wide;
+ * `gap` bitmap pixels (left transparent) part two channels. A 1-D layer ([N]) is one tall strip, N
+ * values top to bottom.
  */
 function layoutOf(tensor) {
   const { count, h, w } = maps(tensor);
   const key = tensor.shape.join('×');
   if (tensor.shape.length === 1) {
-    return { key, strip: true, count, h: w, w: 1, zoom: 1, gap: 0, pitch: w, width: 1, height: w,
+    return { key, strip: true, count, h: w, w: 1, zoom: 1, gap: 0, cols: 1, pitchX: 1, pitchY: w, width: 1, height: w,
              cssWidth: 10, cssHeight: Math.min(4 * w, 320) };
   }
-  const zoom = Math.max(1, Math.floor(SIZES.overviewCell / w));
-  const scale = SIZES.overviewCell / (w * zoom);
-  const gap = count > 1 ? Math.max(1, Math.round(GAP / scale)) : 0;
-  const pitch = h * zoom + gap;
-  const height = count * pitch - gap;
-  return { key, strip: false, count, h, w, zoom, gap, pitch, width: w * zoom, height,
+  const cols = count > 128 ? 4 : count > 32 ? 2 : 1;
+  const rows = Math.ceil(count / cols);
+  const zoom = Math.max(1, Math.floor(SIZES.overviewCell / cols / w));
+  const gap = count > 1 ? Math.max(1, Math.round(GAP * cols * w * zoom / SIZES.overviewCell)) : 0;
+  const pitchX = w * zoom + gap, pitchY = h * zoom + gap;
+  const width = cols * pitchX - gap, height = rows * pitchY - gap;
+  const scale = SIZES.overviewCell / width;
+  return { key, strip: false, count, h, w, zoom, gap, cols, pitchX, pitchY, width, height,
            cssWidth: SIZES.overviewCell, cssHeight: height * scale };
+}
+
+/** Where channel c starts in a column's pixels. */
+function origin(layout, c) {
+  const row = Math.floor(c / layout.cols), col = c % layout.cols;
+  return row * layout.pitchY * layout.width + col * layout.pitchX;
 }
 
 function setLayout(column, tensor) {
@@ -68,15 +77,23 @@ function paint(store) {
       column.layout = null;
       continue;
     }
-    const tensor = store.shown(layer.name);
-    if (!tensor) continue;
+    const tensor = store.overviewTensor(layer.name);
+    if (!tensor) {  // a large model's gradient not fetched for this layer: blank, not stale
+      column.ctx?.clearRect(0, 0, canvas.width, canvas.height);
+      continue;
+    }
     if (column.layout?.key !== tensor.shape.join('×')) setLayout(column, tensor);
-    const { count, h, w, zoom, pitch, width, strip } = column.layout;
-    const shared = scale === 'channel' ? null : scaleFor(scale, tensor, 0, whole, backward);
+    const { layout } = column;
+    const { count, h, w, zoom, width, strip } = layout;
+    // A thumbnail's own range is narrower than the layer's: per layer, use the served summary's.
+    const summary = !backward && tensor !== store.tensor(layer.name) ? store.result.summaries?.[layer.name] : null;
+    const shared = scale === 'channel' ? null
+      : summary && scale === 'layer' ? [summary.min, summary.max] : scaleFor(scale, tensor, 0, whole, backward);
+    column.pixels.fill(0);
     for (let c = 0; c < count; c++) {
       const [lo, hi] = shared ?? scaleFor('channel', tensor, c, null, backward);
       if (strip) fillMap(column.pixels, 0, 1, tensor.data, 0, h, 1, lo, hi);
-      else fillMap(column.pixels, c * pitch * width, width, tensor.data, c * h * w, h, w, lo, hi, zoom);
+      else fillMap(column.pixels, origin(layout, c), width, tensor.data, c * h * w, h, w, lo, hi, zoom);
     }
     column.ctx.putImageData(column.image, 0, 0);
   }
@@ -99,9 +116,13 @@ function pointAt(column, event) {
     const i = Math.min(layout.h - 1, Math.floor(y));
     return { text: `value ${i} of ${layout.h}`, box: null };
   }
-  const c = Math.min(layout.count - 1, Math.floor(y / layout.pitch));
+  const x = Math.max(0, (event.clientX - box.left) / box.width * canvas.width);
+  const row = Math.floor(y / layout.pitchY), col = Math.min(layout.cols - 1, Math.floor(x / layout.pitchX));
+  const c = Math.min(layout.count - 1, row * layout.cols + col);
   const perPx = box.height / canvas.height;
-  return { text: `channel ${c}`, box: { top: c * layout.pitch * perPx, height: layout.h * layout.zoom * perPx } };
+  const [r, k] = [Math.floor(c / layout.cols), c % layout.cols];
+  return { text: `channel ${c}`, box: { top: r * layout.pitchY * perPx, left: k * layout.pitchX * perPx,
+                                        width: layout.w * layout.zoom * perPx, height: layout.h * layout.zoom * perPx } };
 }
 
 function hover(column, tip, event) {
@@ -116,8 +137,8 @@ function hover(column, tip, event) {
     mark.hidden = !box;
     if (box) {
       mark.style.top = `${canvas.offsetTop + box.top}px`;
-      mark.style.left = `${canvas.offsetLeft}px`;
-      mark.style.width = `${canvas.offsetWidth}px`;
+      mark.style.left = `${canvas.offsetLeft + box.left}px`;
+      mark.style.width = `${box.width}px`;
       mark.style.height = `${box.height}px`;
     }
   }
@@ -145,7 +166,8 @@ function build(container, store) {
     const canvas = document.createElement('canvas');
     canvas.className = 'map';
     canvas.setAttribute('role', 'img');
-    const column = { figure, canvas, layer, layout: null, mark: null };
+    const column = { figure, canvas, layer, layout: null, mark: null, group: groupOf(layer) };
+    if (column.group) figure.dataset.group = column.group.module;
     if (i === 0) {  // the input as the picture it is, not as a heatmap of normalised values
       canvas.setAttribute('aria-label', 'the input image');
       canvas.dataset.channels = 1;
@@ -174,12 +196,108 @@ function build(container, store) {
     return column;
   });
   container.append(tip);
-  view = { container, model: store.model, columns, current: null };
+  // The last layer of each group stands for the folded group: its output is the block's output.
+  const last = new Map();
+  for (const column of columns) if (column.group) last.set(column.group.module, column);
+  for (const [module, column] of last) {
+    const size = columns.filter(c => c.group?.module === module).length;
+    const toggle = document.createElement('button');
+    toggle.type = 'button';
+    toggle.className = 'fold-toggle';
+    toggle.dataset.action = 'fold-group';
+    toggle.dataset.group = module;
+    toggle.dataset.size = size;
+    toggle.addEventListener('click', event => {
+      event.stopPropagation();
+      const expanded = new Set(store.expanded);
+      if (expanded.has(module)) expanded.delete(module); else expanded.add(module);
+      store.set({ expanded });
+    });
+    column.toggle = toggle;
+    column.figure.querySelector('figcaption').prepend(toggle);
+  }
+  view = { container, model: store.model, columns, current: null, last };
 }
 
-/** Mark the store's current layer and scroll the overview sideways (only) to show it. */
+// Module classes that only hold other modules; a block is the first module inside them that does more.
+const CONTAINERS = new Set(['Sequential', 'ModuleList', 'ModuleDict']);
+
+/**
+ * The block a layer belongs to, from its scope (the modules whose forward called it): the outermost
+ * module that is not a mere container (a ResNet BasicBlock), else the innermost container (a
+ * Sequential block of a VGG); null for a layer called by the model itself.
+ */
+function groupOf(layer) {
+  const scope = layer.scope ?? [];
+  if (!scope.length) return null;
+  return scope.find(s => !CONTAINERS.has(s.type)) ?? scope[scope.length - 1];
+}
+
+/**
+ * Which columns show: with `store.fold`, a group not expanded shows only its last layer, captioned
+ * as the block; a filter (name or type) shows the matching layers, folded or not.
+ */
+function applyVisibility(store) {
+  const query = store.filter.trim().toLowerCase();
+  let shown = 0;
+  for (const column of view.columns.slice(1)) {
+    const { layer, group, figure, toggle } = column;
+    const folded = store.fold && group && !store.expanded.has(group.module);
+    const match = !query || layer.name.toLowerCase().includes(query) || layer.type.includes(query)
+      || (group && group.module.toLowerCase().includes(query));
+    const representative = group && view.last.get(group.module) === column;
+    figure.hidden = query ? !match : Boolean(folded && !representative);
+    figure.classList.toggle('folded', Boolean(!query && folded && representative));
+    if (toggle) {
+      toggle.hidden = !store.fold || Boolean(query);
+      toggle.textContent = `${folded ? '▸' : '▾'} ${group.module} · ${group.type} (${toggle.dataset.size})`;
+      toggle.setAttribute('aria-expanded', String(!folded));
+    }
+    if (!figure.hidden) shown++;
+  }
+  view.container.dataset.shown = shown;
+}
+
+/** The tools above the overview: fold blocks, find a layer; built once per model. */
+export function renderTools(container, store) {
+  if (!store.model) return;
+  if (container.model !== store.model) {
+    container.model = store.model;
+    const fold = document.createElement('input');
+    fold.type = 'checkbox';
+    fold.dataset.control = 'fold';
+    fold.addEventListener('change', () => store.set({ fold: fold.checked }));
+    const find = document.createElement('input');
+    find.type = 'search';
+    find.placeholder = 'name or type';
+    find.dataset.control = 'find';
+    find.setAttribute('aria-label', 'Find layers by name or type');
+    find.addEventListener('input', () => store.set({ filter: find.value }));
+    const foldLabel = document.createElement('label');
+    foldLabel.append(fold, ' fold blocks');
+    const findLabel = document.createElement('label');
+    findLabel.append('Find ', find);
+    const count = document.createElement('span');
+    count.className = 'hint';
+    count.dataset.view = 'shown-count';
+    container.replaceChildren(findLabel, foldLabel, count);
+  }
+  const fold = container.querySelector('[data-control=fold]');
+  fold.checked = store.fold;
+  fold.closest('label').hidden = !store.layers.some(layer => layer.scope?.length);
+  const shown = view?.container.dataset.shown;
+  container.querySelector('[data-view=shown-count]').textContent =
+    shown === undefined ? '' : `${shown} of ${store.layers.length} layers shown`;
+}
+
+/**
+ * Mark the store's current layer and scroll the overview sideways (only) to show it; inside a
+ * folded group, the group's column is marked.
+ */
 function highlight(store) {
-  const figure = view.columns[store.cursor + 1]?.figure ?? null;
+  const column = view.columns[store.cursor + 1];
+  let figure = column?.figure ?? null;
+  if (figure?.hidden && column.group) figure = view.last.get(column.group.module)?.figure ?? figure;
   if (figure === view.current) return;
   view.current?.classList.remove('current');
   figure?.classList.add('current');
@@ -208,5 +326,7 @@ export function render(container, store) {
   if (fresh) build(container, store);
   const now = painted(store);
   if (fresh || Object.keys(now).some(key => view[key] !== now[key])) paint(store);
+  applyVisibility(store);
+  view.current = fresh ? null : view.current;
   highlight(store);
 }

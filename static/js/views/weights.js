@@ -2,7 +2,7 @@
 
 import { backwardUrl, getWeights, weightsUrl } from '../api.js';
 import { SIZES } from '../draw/colors.js';
-import { drawMap, mapCanvas, range } from '../draw/heatmap.js';
+import { drawMap, fillMap, mapCanvas, range } from '../draw/heatmap.js';
 
 const cache = new Map(); // "model/layer" -> Promise of weights; weights never change while served
 
@@ -19,23 +19,46 @@ function span(tensor, signed) {
   return signed ? (m > 0 ? [-m, m] : [0, 0]) : [lo, hi];
 }
 
+// Kernel grids are drawn into one canvas: a layer of 512×512 kernels would otherwise be a quarter
+// of a million elements. Past MAX_SIDE outputs or inputs only the first ones are drawn (and said so).
+const MAX_SIDE = 64;
+
 function kernelGrid(weight, signed) {
   const [out, inp, kh, kw] = weight.shape;
   const [lo, hi] = span(weight, signed);
-  const grid = document.createElement('div');
-  grid.className = 'kernels';
   // One row per output channel; a single input channel gets rows of up to 8 kernels instead.
-  grid.style.gridTemplateColumns = `repeat(${inp === 1 ? Math.min(out, 8) : inp}, auto)`;
-  grid.setAttribute('aria-label', `${out} × ${inp} kernels of ${kh}×${kw}`);
-  for (let o = 0; o < out; o++) {
-    for (let i = 0; i < inp; i++) {
-      const canvas = mapCanvas(`kernel for output ${o + 1}, input ${i + 1}`, SIZES.kernelCell * Math.min(1, 12 / inp) + 8);
-      drawMap(canvas, weight.data, (o * inp + i) * kh * kw, kh, kw, lo, hi);
-      canvas.dataset.kernel = `${o},${i}`;
-      grid.append(canvas);
+  const rowsOut = Math.min(out, MAX_SIDE), colsIn = Math.min(inp, MAX_SIDE);
+  const cols = inp === 1 ? Math.min(rowsOut, 8) : colsIn;
+  const rows = inp === 1 ? Math.ceil(rowsOut / cols) : rowsOut;
+  const zoom = Math.max(1, Math.round((SIZES.kernelCell * Math.min(1, 12 / colsIn) + 8) / Math.max(kh, kw)));
+  const gap = 2, cellW = kw * zoom + gap, cellH = kh * zoom + gap;
+  const canvas = mapCanvas(`${out} × ${inp} kernels of ${kh}×${kw}` +
+    (out > rowsOut || inp > colsIn ? `; the first ${rowsOut} × ${colsIn} drawn` : ''));
+  canvas.width = cols * cellW - gap;
+  canvas.height = rows * cellH - gap;
+  canvas.classList.add('kernels');
+  canvas.dataset.kernels = `${rowsOut}x${colsIn}`;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  const pixels = new Uint32Array(image.data.buffer);
+  for (let o = 0; o < rowsOut; o++) {
+    for (let i = 0; i < colsIn; i++) {
+      const cell = inp === 1 ? o : o * cols + i;
+      const [r, c] = [Math.floor(cell / cols), cell % cols];
+      fillMap(pixels, r * cellH * canvas.width + c * cellW, canvas.width, weight.data, (o * inp + i) * kh * kw, kh, kw, lo, hi, zoom);
     }
   }
-  return grid;
+  ctx.putImageData(image, 0, 0);
+  const figure = document.createElement('div');
+  figure.className = 'kernel-grid';
+  figure.append(canvas);
+  if (out > rowsOut || inp > colsIn) {
+    const note = document.createElement('p');
+    note.className = 'hint';
+    note.textContent = `The first ${rowsOut} of ${out} outputs × ${colsIn} of ${inp} inputs; the weights API has them all.`;
+    figure.append(note);
+  }
+  return figure;
 }
 
 const OPEN_KERNELS = 64;  // more kernels than this start folded away, so the lesson below stays in reach
