@@ -14,3 +14,9 @@ templates = Jinja2Templates(directory=ROOT / "templates")
 def index(request: Request) -> HTMLResponse:
     models = list(request.app.state.registry)
     return templates.TemplateResponse(request, "index.html", {"models": models})
+
+
+@router.get("/training", response_class=HTMLResponse)
+def training(request: Request) -> HTMLResponse:
+    """The training lab: a form built from GET /api/training/options, live curves, compared runs."""
+    return templates.TemplateResponse(request, "training.html")

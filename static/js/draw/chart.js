@@ -41,8 +41,11 @@ export function ticks(lo, hi, count = 5) {
   return out;
 }
 
-/** Draw grid, axes through 0 and labels; return the data → pixel mapping of the plot area. */
-export function plotFrame(ctx, { width, height, x, y, xLabel, yLabel }) {
+/**
+ * Draw grid, axes through 0 and labels; return the data → pixel mapping of the plot area.
+ * `xFormat` / `yFormat` (optional) turn a tick value into its label.
+ */
+export function plotFrame(ctx, { width, height, x, y, xLabel, yLabel, xFormat = format, yFormat = format }) {
   const pad = { left: 44, right: 12, top: 12, bottom: 36 };
   const px = v => pad.left + (v - x[0]) / (x[1] - x[0]) * (width - pad.left - pad.right);
   const py = v => height - pad.bottom - (v - y[0]) / (y[1] - y[0]) * (height - pad.top - pad.bottom);
@@ -54,12 +57,12 @@ export function plotFrame(ctx, { width, height, x, y, xLabel, yLabel }) {
   ctx.textAlign = 'center';
   for (const t of ticks(x[0], x[1], 6)) {
     line(ctx, px(t), py(y[0]), px(t), py(y[1]));
-    ctx.fillText(format(t), px(t), height - pad.bottom + 14);
+    ctx.fillText(xFormat(t), px(t), height - pad.bottom + 14);
   }
   ctx.textAlign = 'right';
   for (const t of ticks(y[0], y[1], 4)) {
     line(ctx, px(x[0]), py(t), px(x[1]), py(t));
-    ctx.fillText(format(t), pad.left - 6, py(t) + 4);
+    ctx.fillText(yFormat(t), pad.left - 6, py(t) + 4);
   }
   ctx.strokeStyle = colours.muted;
   if (y[0] <= 0 && y[1] >= 0) line(ctx, px(x[0]), py(0), px(x[1]), py(0));
@@ -155,4 +158,39 @@ export function barStrip(ctx, values, width, height) {
   ctx.fillStyle = theme().muted;
   ctx.fillRect(0, mid - 0.5, width, 1);
   return top;
+}
+
+/**
+ * A line through the points (xs[i], ys[i]) in data coordinates, clipped to the plot area; `dots`
+ * also marks each point (for sparse series such as one value per epoch), and a lone point is always
+ * marked. Non-finite values break the line. Returns how many points were drawn.
+ */
+export function series(ctx, frame, xs, ys, colour, { width = 2, dots = false } = {}) {
+  ctx.save();
+  clipTo(ctx, frame);
+  ctx.beginPath();
+  let drawn = 0, open = false;
+  for (let i = 0; i < xs.length; i++) {
+    if (!Number.isFinite(ys[i])) { open = false; continue; }
+    const [px, py] = [frame.px(xs[i]), frame.py(ys[i])];
+    if (open) ctx.lineTo(px, py);
+    else ctx.moveTo(px, py);
+    open = true;
+    drawn++;
+  }
+  ctx.strokeStyle = colour;
+  ctx.lineWidth = width;
+  ctx.lineJoin = 'round';
+  ctx.stroke();
+  ctx.restore();  // dots are not clipped: a point on the plot's edge stays whole
+  if (dots || drawn === 1) {
+    ctx.fillStyle = colour;
+    for (let i = 0; i < xs.length; i++) {
+      if (!Number.isFinite(ys[i])) continue;
+      ctx.beginPath();
+      ctx.arc(frame.px(xs[i]), frame.py(ys[i]), width + 1.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
+  return drawn;
 }

@@ -79,3 +79,7 @@ export function legendGradient(lo, hi) {
   const stops = [0, 0.25, 0.5, 0.75, 1].map(t => `rgb(${colour(lo + (hi - lo) * t, lo, hi).join(',')})`);
   return `linear-gradient(to right, ${stops.join(',')})`;
 }
+
+// Categorical colours for lines drawn together (the training lab: one per run, training vs test),
+// told apart on white and by most colour-blind readers (after Okabe & Ito, darkened for thin lines).
+export const SERIES = ['#2f6fde', '#d55e00', '#009e73', '#cc79a7', '#8a6d00', '#56b4e9', '#6a3d9a', '#1d2330'];
