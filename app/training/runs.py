@@ -108,12 +108,15 @@ class Run:
                                       **timing}, report.kernels)
 
     def end(self, status: Status, reason: str | None, model: str | None = None,
-            test: tuple[float, float] | None = None) -> None:
-        """Set the final status and publish the end event (once; later calls do nothing)."""
+            test: tuple[float, float] | None = None, step: int | None = None) -> None:
+        """Set the final status and publish the end event (once; later calls do nothing). `step`: the
+        steps actually taken, when more than the last logged one (a run stopped between two logs)."""
         with self._lock:
             if self.status in FINAL:
                 return
             self.status, self.reason, self.model, self.finished = status, reason, model, time.time()
+            if step is not None:
+                self.step = max(self.step, step)
             self._t1 = time.monotonic() if self.started is not None else None
             if test is not None:
                 self.metrics |= {"test_loss": test[0], "test_accuracy": test[1]}
@@ -284,16 +287,18 @@ class RunManager:
             run.record(report)
         test = None if trainer.stopped == "cancelled" else trainer.final_test()
         if test is None:
-            run.end("cancelled", f"{run.cancel_reason} Stopped at step {trainer.step:,} of {run.plan.total_steps:,}.")
+            run.end("cancelled", f"{run.cancel_reason} Stopped at step {trainer.step:,} of {run.plan.total_steps:,}.",
+                    step=trainer.step)
             return
         model = export(run.id, trainer, test, run.elapsed, self.folder)
         with self._lock:  # a cancel that came during the export still wins
             if run.cancel_requested.is_set():
-                run.end("cancelled", f"{run.cancel_reason} Stopped after the last step, before serving the model.")
+                run.end("cancelled", f"{run.cancel_reason} Stopped after the last step, before serving the model.",
+                        step=trainer.step)
                 return
             self.registry.add(model)
         reason = None
         if trainer.stopped == "time":
             reason = (f"Stopped at the time limit of {limit:,} s after {trainer.step:,} of "
                       f"{run.plan.total_steps:,} steps; the model is served as it was then.")
-        run.end("done", reason, model_id(run.id), test)
+        run.end("done", reason, model_id(run.id), test, step=trainer.step)

@@ -183,8 +183,11 @@ def test_cancelling_a_running_and_a_queued_run_and_the_queue_limit(lab: TestClie
     assert stopped.status_code == 200, stopped.text
     assert stopped.json()["status"] == "cancelled" and "Stopped at step" in stopped.json()["reason"]
     assert stopped.json()["model"] is None and stopped.json()["step"] < 15000
+    # The steps taken, not the last logged one: the same number the reason gives.
+    assert f"Stopped at step {stopped.json()['step']:,} of" in stopped.json()["reason"]
     end = sse(lab, running["urls"]["events"])[-1]
     assert end["event"] == "end" and end["data"]["status"] == "cancelled"
+    assert end["data"]["step"] == stopped.json()["step"]
     assert lab.get(f"/api/models/run-{running['id']}").status_code == 404  # a cancelled run serves no model
 
     assert finish(lab, queued[0])["status"] == "done"  # the slot went to the next in the queue
