@@ -2,6 +2,7 @@
 live, redraws its kernels and ends with the numbers the API serves; two runs overlaid in the compare
 chart with their settings in the legend, surviving a reload; cancel; refused settings explained."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -9,10 +10,29 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser.ui import Console, shoot, varied
+from tests.conftest import start_server
 
 LIVE = "[data-view=live]"
 TRAINING_MS = 90_000  # a run's whole life on a busy 2-core machine; the runs here take seconds
 TINY = {"train_size": 1000, "batch_size": 16, "steps": 300}  # ~5 epochs of 63 steps, a few seconds
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[str]:
+    """A server of these tests' own: a finished run becomes a model, and the session's shared server
+    must keep listing only the built-ins for the tests that check that list."""
+    server, url = start_server()
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def api(live_server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        yield client
 
 
 def open_lab(page: Page, base_url: str, query: str = "") -> None:
