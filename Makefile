@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
+MODELS_FILE ?=
 BIN = $(VENV)/bin
 
 .PHONY: install chromium run test data subsets train
@@ -15,8 +16,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# `make run MODELS_FILE=examples/resnet18.toml` serves your own models too (README: Bring your own model).
 run: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(if $(MODELS_FILE),$(BIN)/convscope serve --models-file '$(MODELS_FILE)',$(BIN)/uvicorn app.main:app) \
+		--host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's Chromium through Playwright (never Playwright's own browser
 # download). Installed only when missing; sudo only when not already root.

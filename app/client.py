@@ -3,11 +3,15 @@
     with ConvScopeClient("http://127.0.0.1:8000") as cs:
         result = cs.forward("mnist-lenet", Sample("test-00000"))   # or a path, bytes, PIL image, tensor
         result.prediction.label, result.layers["conv1"].shape          # '6', torch.Size([6, 28, 28])
+
+        brief = cs.forward("mnist-lenet", Sample("test-00000"), summary=True)  # large models: no full tensors
+        brief.summaries["conv1"].thumbnail.shape                       # torch.Size([6, 8, 8])
+        cs.layer("mnist-lenet", brief.run, "conv1")                    # the full output, while the server keeps it
 """
 
 import base64
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, cast
@@ -43,7 +47,7 @@ class ConvScopeAPIError(Exception):
 
 
 class NotFoundError(ConvScopeAPIError):
-    """404: unknown model, layer or sample (or a layer without weights)."""
+    """404: unknown model, layer or sample (or a layer without weights, or a run no longer kept)."""
 
 
 class InvalidRequestError(ConvScopeAPIError):
@@ -73,12 +77,31 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class LayerSummary:
+    """A layer's output in brief: its shape, value statistics (None where not finite; std is the
+    population one) and a thumbnail ([C, h, w] with h, w <= the thumbnail side; [N] up to 1024 values)."""
+
+    shape: list[int]
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    thumbnail: torch.Tensor
+
+
+@dataclass(frozen=True)
 class ForwardResult:
-    """The input the model consumed ([C, H, W]), its prediction, and each layer's output by name."""
+    """The input the model consumed ([C, H, W]), its prediction, and each layer's output by name.
+
+    With `summary=True`, `layers` is empty and `summaries` holds each layer in brief instead; `run` is
+    the id by which `ConvScopeClient.layer` fetches a full output while the server keeps the run
+    (None when it keeps none)."""
 
     input: torch.Tensor
     prediction: Prediction
     layers: dict[str, torch.Tensor]
+    summaries: dict[str, LayerSummary] = field(default_factory=dict)
+    run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,14 +253,28 @@ class ConvScopeClient:
             data = buffer.getvalue()
         else:
             data = image if isinstance(image, bytes) else Path(image).read_bytes()
-        form = {key: ",".join(map(str, value)) if isinstance(value, list) else str(value) for key, value in options.items()}
+        form = {key: ",".join(map(str, value)) if isinstance(value, list) else
+                str(value).lower() if isinstance(value, bool) else str(value) for key, value in options.items()}
         return self._send("POST", path, files={"image": ("image", data)}, data=form).json()
 
-    def forward(self, model: str, image: ImageInput, layers: list[str] | None = None) -> ForwardResult:
-        """Run one image through `model`: the input it consumed, its prediction, every (or each named) layer."""
-        body = self._infer(model, "forward", image, {"layers": layers})
+    def forward(self, model: str, image: ImageInput, layers: list[str] | None = None, summary: bool = False,
+                thumbnail: int | None = None) -> ForwardResult:
+        """Run one image through `model`: the input it consumed, its prediction, every (or each named) layer.
+
+        `summary=True` (for large models) brings each layer's summary and thumbnail (side `thumbnail`,
+        default 8) instead of its full output, and the `run` id that `layer` fetches full outputs by."""
+        body = self._infer(model, "forward", image,
+                           {"layers": layers, "summary": True if summary else None, "thumbnail": thumbnail})
+        summaries = {name: LayerSummary(s["shape"], s["min"], s["max"], s["mean"], s["std"], decode(s["thumbnail"]))
+                     for name, s in (body.get("summaries") or {}).items()}
         return ForwardResult(decode(body["input"]), _prediction(body["prediction"]),
-                             {name: decode(t) for name, t in body["layers"].items()})
+                             {name: decode(t) for name, t in body["layers"].items()}, summaries, body.get("run"))
+
+    def layer(self, model: str, run: str, layer: str) -> torch.Tensor:
+        """One layer's full output (`"input"`: the input) from a summary forward's `run`; NotFoundError
+        once the server no longer keeps the run (then forward with `layers=[layer]` gives it)."""
+        path = f"/models/{quote(model, safe='')}/runs/{quote(run, safe='')}/layers/{quote(layer, safe='')}"
+        return decode(self._get(path, encoding=self.encoding)["tensor"])
 
     def backward(self, model: str, image: ImageInput, target: int | None = None, loss: Loss = "cross_entropy",
                  layers: list[str] | None = None) -> BackwardResult:

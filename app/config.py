@@ -12,6 +12,11 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(PREFIX + name, default))
 
 
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(PREFIX + name, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
+
+
 def _optional_path(name: str, default: str) -> Path | None:
     value = os.environ.get(PREFIX + name, default)
     return Path(value) if value else None
@@ -26,6 +31,10 @@ class Settings:
     models_dir: Path = field(
         default_factory=lambda: Path(os.environ.get(PREFIX + "MODELS_DIR", ROOT / "models"))
     )
+    # A TOML file of the user's own models, served after the built-ins (app/models_file.py); none if empty.
+    models_file: Path | None = field(default_factory=lambda: _optional_path("MODELS_FILE", ""))
+    # Serve the built-in models of models_dir too; false serves only the models file's.
+    builtins: bool = field(default_factory=lambda: _bool("BUILTINS", True))
     # Small models are dominated by thread wake-up (DESIGN.md): one intra-op thread is faster.
     torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", 1))
     # Requests computing at once; with one thread each, one per core keeps the CPU busy, not thrashing.
@@ -49,6 +58,9 @@ class Settings:
     # package dataset-fashion-mnist puts them there); an empty value means: always the subset.
     fashion_mnist_dir: Path | None = field(default_factory=lambda: _optional_path(
         "FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+    # Forward runs kept for fetching their layers one by one (summary=true), most recent first, up to
+    # this many bytes of layer outputs in all (app/engine/cache.py); 0 keeps none.
+    run_cache_bytes: int = field(default_factory=lambda: _int("RUN_CACHE_BYTES", 256 * 1024 * 1024))
     # Origins allowed to call the API from other sites' pages, comma-separated; none by default.
     cors_origins: tuple[str, ...] = field(default_factory=lambda: tuple(
         o.strip() for o in os.environ.get(PREFIX + "CORS_ORIGINS", "").split(",") if o.strip()))

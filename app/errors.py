@@ -56,6 +56,19 @@ class Busy(ConvScopeError):
     status_code = 429
 
 
+class ModelsFileError(Exception):
+    """A models file (`convscope serve --models-file`) that cannot be served, found at start-up.
+
+    Not an HTTP error: the server does not start. `problems` holds one sentence per mistake, each
+    naming its entry and the fix; the message is all of them under one heading."""
+
+    def __init__(self, path: object, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        heading = f"Cannot serve the models in {self.path}:"
+        super().__init__("\n".join([heading, *(f"- {p}" for p in problems)]))
+
+
 def size_text(count: int) -> str:
     """A byte count as people say it: '512 bytes', '12.5 kB', '10.0 MB'."""
     if count < 1024:

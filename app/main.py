@@ -18,7 +18,9 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import api_router, pages
 from app.config import ROOT, Settings, get_settings
-from app.errors import ConvScopeError
+from app.engine.cache import RunCache
+from app.errors import ConvScopeError, ModelsFileError
+from app.models_file import load_registry
 from app.registry import Registry, set_threads
 from app.training.datasets import Catalogue
 from app.training.runs import RunManager
@@ -79,15 +81,21 @@ def on_exit_signals(callback: Callable[[], None]) -> Callable[[], None]:
     return restore
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A ConvScope app serving every model card in settings.models_dir."""
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    """A ConvScope app serving the built-in models (unless settings.builtins is false) and those of
+    settings.models_file; or `registry`, already loaded (`convscope serve` checks it before starting)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_threads(settings.torch_threads)
-        app.state.registry = Registry.from_folder(settings.models_dir)
+        try:
+            app.state.registry = registry if registry is not None else load_registry(settings)
+        except ModelsFileError as exc:
+            log.error("%s", exc)  # the sentences first: uvicorn's traceback follows
+            raise
         app.state.compute_limiter = limiter = anyio.CapacityLimiter(settings.compute_slots)
+        app.state.forward_runs = RunCache(settings.run_cache_bytes)  # summary forwards' layers, by run id
         catalogue = Catalogue(settings.data_dir, settings.fashion_mnist_dir)
         # Training steps wait while requests compute (read from the training thread: a plain int).
         app.state.training = training = RunManager(settings, app.state.registry, catalogue,

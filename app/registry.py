@@ -19,10 +19,10 @@ from app.imaging import InputSpec
 
 @dataclass(frozen=True)
 class Sample:
-    """A shipped example image with its true label."""
+    """A shipped example image with its true label (None when unknown, as for a user's own images)."""
 
     id: str
-    label: int
+    label: int | None
     path: Path
 
 
@@ -65,7 +65,7 @@ def from_module(card: dict[str, Any], module: nn.Module, folder: Path) -> Loaded
     """A model to serve from its card and a module whose weights are in place (loaded, or just
     trained in memory); sample files are relative to folder. The graph traces a copy of module."""
     spec = InputSpec.from_card(card["input"])
-    samples = {s["id"]: Sample(s["id"], s["label"], folder / s["file"]) for s in card.get("samples", [])}
+    samples = {s["id"]: Sample(s["id"], s.get("label"), folder / s["file"]) for s in card.get("samples", [])}
     graph = build_graph(module, [spec.channels, spec.height, spec.width])
     return LoadedModel(card["id"], card, graph, spec, card["classes"], samples)
 

@@ -3,6 +3,7 @@
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 Loss = Literal["cross_entropy", "mse", "logit"]
 
@@ -82,8 +83,8 @@ class Weights(BaseModel):
 
 class SampleInfo(BaseModel):
     id: str = Field(examples=["test-00042"])
-    label: int
-    label_name: str
+    label: int | None = Field(description="the true class's index; null if unknown (a models file's own images)")
+    label_name: str | None = Field(description="the true class's name; null if unknown")
     url: str
 
 
@@ -121,7 +122,23 @@ class ImageSource(BaseModel):
     tensor: Tensor | None = Field(None, description="[C, H, W], normalised, as `input` is returned")
 
 
-class ForwardRequest(ImageSource, Options):
+class ForwardOptions(Options):
+    summary: bool = Field(False, description=(
+        "large models: per-layer summaries (shape, min, max, mean, std, thumbnail) instead of every tensor, "
+        "and the id of a kept `run` to fetch each layer's full output from"))
+    thumbnail: int = Field(8, ge=1, le=32, description=(
+        "with summary: a [C, H, W] output's thumbnail side; each channel is average-pooled to at most this"))
+
+    @field_validator("thumbnail", mode="before")
+    @classmethod
+    def _thumbnail_not_a_bool(cls, value: Any) -> Any:
+        """pydantic would read true as a side of 1."""
+        if isinstance(value, bool):
+            raise ValueError("a thumbnail side is a whole number, not true or false")
+        return value
+
+
+class ForwardRequest(ImageSource, ForwardOptions):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"sample": "test-00000"}]})
 
 
@@ -137,11 +154,39 @@ class Prediction(BaseModel):
     logits: list[float] = Field(description="the model's output before softmax")
 
 
+class LayerSummary(BaseModel):
+    """One layer's output in brief (summary=true). A statistic is null if it is not a finite number."""
+
+    shape: list[int] = Field(examples=[[64, 112, 112]], description="the full output's shape")
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None = Field(description="population standard deviation (correction=0)")
+    thumbnail: Tensor = Field(description=(
+        "[C, H, W]: each channel adaptive-average-pooled to at most thumbnail × thumbnail, [C, h, w] (a side "
+        "already that short keeps its length); [N]: the values if N <= 1024, else pooled to [1024]"))
+
+
 class ForwardResponse(BaseModel):
     model: str
     input: Tensor
     prediction: Prediction
-    layers: dict[str, Tensor]
+    run: str | None = Field(description=(
+        "summary=true: the id by which GET /api/models/{model}/runs/{run}/layers/{layer} serves each layer's "
+        "full output while the server keeps the run; null without summary, or when the server keeps no runs"))
+    layers: dict[str, Tensor] = Field(description="each layer's output; empty with summary=true")
+    # SkipJsonSchema: the key is absent without summary, never null.
+    summaries: dict[str, LayerSummary] | SkipJsonSchema[None] = Field(
+        None, description="with summary=true only (absent otherwise): each layer in brief")
+
+
+class RunLayer(BaseModel):
+    """One layer's full output from a kept forward run."""
+
+    model: str
+    run: str
+    layer: str = Field(description='a layer name, or "input" for the input the model consumed')
+    tensor: Tensor
 
 
 class LayerGradients(BaseModel):

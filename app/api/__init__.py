@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.api import attributions, health, inference, models, training
+from app.api import attributions, health, inference, models, runs, training
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(health.router)
 api_router.include_router(models.router)
 api_router.include_router(inference.router)
+api_router.include_router(runs.router)
 api_router.include_router(attributions.router)
 api_router.include_router(training.router)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.config import Settings
+from app.engine.cache import RunCache
 from app.registry import LoadedModel, Registry
 from app.training.runs import Run, RunManager
 
@@ -26,6 +27,11 @@ async def get_model(model: str, registry: Annotated[Registry, Depends(get_regist
     return registry.get(model)
 
 
+async def get_forward_runs(request: Request) -> RunCache:
+    runs: RunCache = request.app.state.forward_runs
+    return runs
+
+
 async def get_training(request: Request) -> RunManager:
     training: RunManager = request.app.state.training
     return training
@@ -39,5 +45,6 @@ async def get_run(run: str, training: Annotated[RunManager, Depends(get_training
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+RunCacheDep = Annotated[RunCache, Depends(get_forward_runs)]
 TrainingDep = Annotated[RunManager, Depends(get_training)]
 RunDep = Annotated[Run, Depends(get_run)]

@@ -14,7 +14,9 @@ from app.api.serialize import json_response
 from app.codec import decode, encode
 from app.config import Settings
 from app.engine import probe
+from app.engine.cache import RunCache
 from app.engine.step import DEFAULT_LR, MAX_LR, OPTIMIZERS, take_step
+from app.engine.summary import summarize
 from app.errors import Busy, InvalidRequest
 from app.imaging import load_image
 from app.registry import LoadedModel
@@ -31,6 +33,11 @@ def request_body_doc(schema: type[ImageSource]) -> dict[str, Any]:
         "layers": ({"type": "string"}, "comma-separated layer names (default: all)"),
         "encoding": ({"type": "string", "enum": ["json", "base64"]}, "Tensors as JSON lists or base64"),
         "dtype": ({"type": "string", "enum": ["float32", "float16"]}, "float16 needs encoding=base64")}
+    if schema is ForwardRequest:
+        options |= {"summary": ({"type": "boolean", "default": False},
+                                "per-layer summaries and thumbnails instead of every tensor, and a run id"),
+                    "thumbnail": ({"type": "integer", "minimum": 1, "maximum": 32, "default": 8},
+                                  "with summary: thumbnail side (each channel pooled to at most this × this)")}
     if schema in (BackwardRequest, StepRequest):
         options |= {"target": ({"type": "integer", "minimum": 0}, "class index (default: the predicted class)"),
                     "loss": ({"type": "string", "enum": ["cross_entropy", "mse", "logit"]}, "the loss to differentiate")}
@@ -81,15 +88,25 @@ def prediction(model: LoadedModel, logits: Tensor, probabilities: Tensor | None 
             "logits": logits.tolist()}
 
 
-def forward_body(model: LoadedModel, parsed: Parsed[ForwardRequest], settings: Settings) -> Response:
+def forward_body(model: LoadedModel, parsed: Parsed[ForwardRequest], settings: Settings,
+                 runs: RunCache | None = None) -> Response:
+    """The forward answer; with summary=true, the outputs are kept in `runs` (if given) under the new `run` id."""
     opts = parsed.body
     x = input_tensor(model, parsed, settings)
     result = probe.forward(model.graph, x, opts.layers)
-    return json_response({
-        "model": model.id, "input": encode(x[0], opts.encoding, opts.dtype),
-        "prediction": prediction(model, result.logits[0], result.probabilities[0]),
-        "layers": {name: encode(t[0], opts.encoding, opts.dtype) for name, t in result.activations.items()},
-    })
+    answer: dict[str, Any] = {"model": model.id, "input": encode(x[0], opts.encoding, opts.dtype),
+                              "prediction": prediction(model, result.logits[0], result.probabilities[0])}
+    if not opts.summary:
+        return json_response(answer | {"run": None, "layers": {
+            name: encode(t[0], opts.encoding, opts.dtype) for name, t in result.activations.items()}})
+    outputs = {name: t[0] for name, t in result.activations.items()}
+    summaries: dict[str, dict[str, Any]] = {}
+    for name, t in outputs.items():
+        s = summarize(t, opts.thumbnail)
+        summaries[name] = {"shape": s.shape, "min": s.min, "max": s.max, "mean": s.mean, "std": s.std,
+                           "thumbnail": encode(s.thumbnail, opts.encoding, opts.dtype)}
+    run = runs.put(model.id, model.graph, x[0], outputs) if runs is not None else None
+    return json_response(answer | {"run": run, "layers": {}, "summaries": summaries})
 
 
 def backward_body(model: LoadedModel, parsed: Parsed[BackwardRequest], settings: Settings) -> Response:
@@ -128,9 +145,16 @@ async def forward(request: Request, model: ModelDep, settings: SettingsDep) -> R
     """Every layer's output for one image, the preprocessed input, and the prediction.
 
     Query parameters (or form fields, or JSON keys): `layers=a,b` narrows the layers;
-    `encoding=base64` sends Tensors as base64 little-endian float32, `&dtype=float16` halves that."""
+    `encoding=base64` sends Tensors as base64 little-endian float32, `&dtype=float16` halves that.
+
+    For large models, `summary=true` sends no layer tensors (`layers` is empty) but `summaries`: each
+    layer's shape, min, max, mean, std and a thumbnail (a [C, H, W] output's channels average-pooled
+    to at most `thumbnail` × `thumbnail`, default 8, at most 32; a [N] output as is up to 1024 values,
+    else pooled to 1024). The server keeps the full outputs for a while under the id `run`:
+    GET /api/models/{model}/runs/{run}/layers/{layer} serves each one. `run` is null when the server
+    keeps no runs (or this one alone is over its budget); forward with `layers=name` always works."""
     parsed = await parse(request, ForwardRequest, settings)
-    return await compute(request, forward_body, model, parsed, settings)
+    return await compute(request, forward_body, model, parsed, settings, request.app.state.forward_runs)
 
 
 @router.post("/{model}/backward", response_model=BackwardResponse, openapi_extra=request_body_doc(BackwardRequest))

@@ -2,8 +2,8 @@
 
 The image may come as a multipart file `image`, as raw image bytes (Content-Type image/*), or in
 a JSON body as a data URL (`image`), a sample id (`sample`) or a ready tensor (`tensor`). Options
-(`layers`, `encoding`, `dtype`, `target`, `loss`, `optimizer`, `lr`) may be query parameters, form fields
-or JSON keys.
+(`layers`, `encoding`, `dtype`, `summary`, `thumbnail`, `target`, `loss`, `optimizer`, `lr`) may be query
+parameters, form fields or JSON keys.
 """
 
 import base64
@@ -24,7 +24,7 @@ from app.schemas import ImageSource
 
 Body = TypeVar("Body", bound=ImageSource)
 Schema = TypeVar("Schema", bound=BaseModel)
-OPTION_KEYS = ("layers", "encoding", "dtype", "target", "loss", "optimizer", "lr", "sample")
+OPTION_KEYS = ("layers", "encoding", "dtype", "summary", "thumbnail", "target", "loss", "optimizer", "lr", "sample")
 HOW_TO_SEND = ("Send the image as a multipart file field 'image', as raw image bytes, or as JSON with "
                "'image' (a data URL), 'sample' (a sample id) or 'tensor'.")
 
@@ -143,6 +143,8 @@ async def parse(request: Request, schema: type[Body], settings: Settings) -> Par
         raise InvalidRequest("Send one image source, not several: 'image', 'sample' or 'tensor'.")
     if getattr(parsed, "dtype", None) == "float16" and getattr(parsed, "encoding", None) != "base64":
         raise InvalidRequest("dtype=float16 needs encoding=base64: JSON numbers are not stored as float16.")
+    if "thumbnail" in parsed.model_fields_set and not getattr(parsed, "summary", False):
+        raise InvalidRequest("thumbnail needs summary=true: without it forward sends every full tensor, no thumbnails.")
     return Parsed(parsed, image)
 
 

@@ -69,13 +69,20 @@ def layer_weights(model: ModelDep, layer: str, encoding: Encoding = "json", dtyp
 def list_samples(model: ModelDep) -> SampleList:
     """The images shipped with a model, from its held-out data, with their true labels."""
     return SampleList(samples=[
-        SampleInfo(id=s.id, label=s.label, label_name=model.classes[s.label],
+        SampleInfo(id=s.id, label=s.label, label_name=None if s.label is None else model.classes[s.label],
                    url=f"/api/models/{model.id}/samples/{s.id}.png")
         for s in model.samples.values()])
 
 
+# A models file's samples may be any image ConvScope reads; the built-ins' are PNG.
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+               ".gif": "image/gif", ".bmp": "image/bmp"}
+
+
 @router.get("/{model}/samples/{sample}.png", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}, "description": "The sample image"}})
+            responses={200: {"content": {t: {} for t in IMAGE_TYPES.values()},
+                             "description": "The sample image: PNG for the built-in models, else as its file is"}})
 def sample_image(model: ModelDep, sample: str) -> FileResponse:
-    """One shipped sample as PNG."""
-    return FileResponse(model.sample(sample).path, media_type="image/png")
+    """One shipped sample image, PNG for the built-in models."""
+    path = model.sample(sample).path
+    return FileResponse(path, media_type=IMAGE_TYPES.get(path.suffix.lower(), "image/png"))

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from app.schemas import (AttributionMethods, AttributionResponse, BackwardResponse, ErrorBody, ForwardResponse,
-                         ModelDetail, ModelList, SampleList, Weights)
+                         ModelDetail, ModelList, RunLayer, SampleList, Weights)
 from tests.api.rebuild import MODELS
 from tests.api.test_errors import CASES, PNG
 
@@ -126,6 +126,12 @@ def answers(client: TestClient) -> dict[tuple[str, str], list[Any]]:
         for query in ({}, {"encoding": "base64"}, {"encoding": "base64", "dtype": "float16"}):
             keep("/api/models/{model}/forward", "post",
                  client.post(f"/api/models/{model}/forward", params=query, json={"sample": "test-00000"}))
+            brief = client.post(f"/api/models/{model}/forward", params=query,
+                                json={"sample": "test-00000", "summary": True})
+            keep("/api/models/{model}/forward", "post", brief)
+            keep("/api/models/{model}/runs/{run}/layers/{layer}", "get", client.get(
+                f"/api/models/{model}/runs/{brief.json()['run']}/layers/{detail.json()['layers'][0]['name']}",
+                params=query))
             keep("/api/models/{model}/backward", "post",
                  client.post(f"/api/models/{model}/backward", params=query, json={"sample": "test-00000"}))
             for method in ("grad_cam", "integrated_gradients"):  # with and without a layer map
@@ -142,6 +148,7 @@ def test_real_answers_validate_against_the_response_models(answers: dict[tuple[s
               ("/api/models/{model}/samples", "get"): SampleList,
               ("/api/models/{model}/layers/{layer}/weights", "get"): Weights,
               ("/api/models/{model}/forward", "post"): ForwardResponse,
+              ("/api/models/{model}/runs/{run}/layers/{layer}", "get"): RunLayer,
               ("/api/models/{model}/backward", "post"): BackwardResponse,
               ("/api/models/{model}/attributions", "post"): AttributionResponse,
               ("/api/attributions/methods", "get"): AttributionMethods}
@@ -239,7 +246,7 @@ def value_for(name: str, schema: dict[str, Any], layer: str, sample: str) -> str
     """A valid, non-default value for a documented option."""
     if "enum" in schema:
         return str(schema["enum"][-1])  # base64, float16, logit: valid together
-    return {"layers": layer, "target": "1", "sample": sample}[name]
+    return {"layers": layer, "target": "1", "sample": sample, "summary": "true", "thumbnail": "4"}[name]
 
 
 @pytest.mark.parametrize("endpoint", ["forward", "backward"])
@@ -255,7 +262,8 @@ def test_documented_query_parameters_and_form_fields_all_work(spec: dict[str, An
         assert {"target", "loss"} <= set(query)
     by_query = client.post(f"/api/models/{model}/{endpoint}", params=query)
     assert by_query.status_code == 200, by_query.text
-    assert list(by_query.json()["layers"]) == [layer]
+    answer = by_query.json()
+    assert list(answer["summaries"] if endpoint == "forward" else answer["layers"]) == [layer]  # summary=true
 
     form = op["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert form["image"]["format"] == "binary"
