@@ -1,11 +1,13 @@
 """Shared fixtures: one in-process app (models loaded once) and one real uvicorn server."""
 
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -27,14 +29,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`uvicorn app.main:app` as the README runs it, on a free port; returns (process, base URL)."""
+def start_server(*extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`uvicorn app.main:app` as the README runs it, on a free port, with `env` added to the
+    environment (CONVSCOPE_* settings); returns (process, base URL)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), *extra],
         # A file, not a pipe: nobody reads a pipe while tests run, and a full pipe (~64 kB of
         # access log) would freeze the server on its next write.
         cwd=ROOT, stdout=tempfile.TemporaryFile(), stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -51,12 +55,19 @@ def start_server(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
-    """The base URL of a real uvicorn server running ConvScope, for the whole test session."""
-    server, url = start_server()
+@contextmanager
+def serving(env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real uvicorn server (see start_server) for the `with` block; yields its base URL."""
+    server, url = start_server(env=env)
     try:
         yield url
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """The base URL of a real uvicorn server running ConvScope, for the whole test session."""
+    with serving() as url:
+        yield url

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser.ui import Console, shoot, varied
-from tests.conftest import start_server
+from tests.conftest import serving
 
 LIVE = "[data-view=live]"
 TRAINING_MS = 90_000  # a run's whole life on a busy 2-core machine; the runs here take seconds
@@ -21,12 +21,8 @@ TINY = {"train_size": 1000, "batch_size": 16, "steps": 300}  # ~5 epochs of 63 s
 def live_server() -> Iterator[str]:
     """A server of these tests' own: a finished run becomes a model, and the session's shared server
     must keep listing only the built-ins for the tests that check that list."""
-    server, url = start_server()
-    try:
+    with serving() as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

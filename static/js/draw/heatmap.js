@@ -65,6 +65,9 @@ export function maps(tensor) {
  */
 export function scaleFor(mode, tensor, c, globalRange, signed = false) {
   const { h, w } = maps(tensor);
+  // A channel of one value (global pooling's 512×1×1) has no range of its own: per channel, every
+  // such map would be drawn in the same colour, so it takes the layer's range instead.
+  if (mode === 'channel' && h * w === 1) mode = 'layer';
   let [lo, hi] = mode === 'channel' ? range(tensor.data, c * h * w, (c + 1) * h * w)
     : mode === 'global' && globalRange ? globalRange : range(tensor.data);
   if (signed) {

@@ -141,6 +141,8 @@ function layout(ctx, g) {
   return parts;
 }
 
+const FIRST_INPUTS = 32;  // input channels shown before "Show all"
+
 export async function render(container, ctx) {
   const { store, layer, tensor, input, weightsOf } = ctx;
   if (!input || tensor.shape.length !== 3) return;
@@ -148,7 +150,7 @@ export async function render(container, ctx) {
   const g = geometry(layer, weight, input, tensor);
   Object.assign(ctx, { weight, bias });
   const parts = layout(ctx, g);
-  const state = { pos: argmax(tensor, 0), chosen: null, outZoom: null, thumbs: [] };
+  const state = { pos: argmax(tensor, 0), chosen: null, outZoom: null, thumbs: [], allInputs: false };
 
   const update = pos => {
     if (!state.outZoom || pos.c !== state.pos.c) {
@@ -164,7 +166,7 @@ export async function render(container, ctx) {
     state.outZoom.draw([{ top: pos.y, left: pos.x }]);
     parts.outCaption.textContent = `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(n.served, 4)}. Click any value.`;
     container.dataset.position = `${pos.c},${pos.y},${pos.x}`;
-    n.channels.forEach((ch, i) => drawThumb(state.thumbs[i], ch, n));
+    n.channels.forEach((ch, i) => { if (state.thumbs[i].button.isConnected) drawThumb(state.thumbs[i], ch, n); });
     const ch = n.channels.find(c => c.channel === state.chosen);
     parts.math.replaceChildren(mathRow(ctx, g, n, ch, state.thumbs[n.channels.indexOf(ch)]));
     parts.equation.setAttribute('aria-live', controls.playing() ? 'off' : 'polite');
@@ -180,7 +182,20 @@ export async function render(container, ctx) {
       state.chosen = channel;
       update(state.pos);
     }));
-    parts.field.replaceChildren(...state.thumbs.map(t => t.button));
+    showThumbs();
+  };
+  // A deep layer reads 256 or 512 input channels: the first FIRST_INPUTS show, the rest on request
+  // (all of them still count in the sum, and the chosen one's products show below either way).
+  const showThumbs = () => {
+    const shown = state.allInputs ? state.thumbs : state.thumbs.slice(0, FIRST_INPUTS);
+    parts.field.replaceChildren(...shown.map(t => t.button));
+    if (shown.length < state.thumbs.length) {
+      const more = el('button', 'more-channels', `Show all ${state.thumbs.length} input channels`);
+      more.type = 'button';
+      more.dataset.action = 'all-inputs';
+      more.addEventListener('click', () => { state.allInputs = true; showThumbs(); update(state.pos); });
+      parts.field.append(more);
+    }
   };
 
   const drawThumb = (thumb, ch, n) => {

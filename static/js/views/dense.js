@@ -44,7 +44,11 @@ function mapGrid(data, [c, h, w], lo, hi, label, onCell) {
 function ticks(parts, label) {
   const box = el('div', { className: 'dense-ticks', 'aria-hidden': 'true' });
   const every = Math.ceil(parts / 16);
-  for (let k = 0; k < parts; k++) box.append(el('span', { style: { left: `${100 * k / parts}%` } }, k % every ? '' : label(k)));
+  // Past 64 parts (512 channels of a global pool) a line for each would fill the strip with ink.
+  for (let k = 0; k < parts; k++) {
+    if (parts > 64 && k % every) continue;
+    box.append(el('span', { style: { left: `${100 * k / parts}%` } }, k % every ? '' : label(k)));
+  }
   return box;
 }
 
@@ -103,6 +107,9 @@ function flatten(container, { layer, tensor, input }) {
   el('div', { className: 'dense-vector-box' }, strip, channelTicks(input.shape)), readout, zoom.title, zoom.box);
 }
 
+const MANY_CLASSES = 20;  // up to this many, a row for every class
+const TOP_CLASSES = 10;
+
 /** The served logits → exp → probabilities, computed step by step and set beside the served ones. */
 function softmaxTable(container, classes, logits, served, chosen) {
   const z = Array.from(logits);
@@ -112,11 +119,17 @@ function softmaxTable(container, classes, logits, served, chosen) {
   const p = e.map(v => v / sum);
   const worst = Math.max(...p.map((v, i) => Math.abs(v - served[i])));
   const head = el('tr', {}, ...['class', 'logit z', 'z − max', 'e^(z − max)', 'p = e / Σ', 'served p', ''].map(t => el('th', { scope: 'col' }, t)));
-  const rows = z.map((v, i) => el('tr', { className: i === chosen ? 'top' : '' },
+  // ImageNet's 1,000 rows would bury the page: past MANY_CLASSES, the TOP_CLASSES most probable
+  // (highest first), with the sums still over every class.
+  let order = z.map((_, i) => i);
+  const hidden = z.length > MANY_CLASSES ? z.length - TOP_CLASSES : 0;
+  if (hidden) order = order.sort((a, b) => p[b] - p[a]).slice(0, TOP_CLASSES);
+  const rows = order.map(i => [z[i], i]).map(([v, i]) => el('tr', { className: i === chosen ? 'top' : '' },
     el('th', { scope: 'row' }, classes[i] ?? `unit ${i}`), el('td', {}, num(v)), el('td', {}, num(v - top)),
     el('td', {}, short(e[i])), el('td', {}, short(p[i])), el('td', { dataset: { served: served[i] } }, short(served[i])),
     el('td', {}, el('span', { className: 'dense-bar', style: { '--p': p[i].toFixed(4) } }))));
-  const foot = el('tr', {}, el('th', { scope: 'row' }, 'Σ'), el('td'), el('td'), el('td', {}, num(sum, 4)), el('td', {}, num(1, 4)), el('td'), el('td'));
+  if (hidden) rows.push(el('tr', { className: 'more' }, el('td', { colSpan: 7 }, `… and ${hidden} less probable classes, counted in the sums below`)));
+  const foot = el('tr', {}, el('th', { scope: 'row' }, hidden ? `Σ (all ${z.length})` : 'Σ'), el('td'), el('td'), el('td', {}, num(sum, 4)), el('td', {}, num(1, 4)), el('td'), el('td'));
   container.append(el('h3', {}, 'From logits to probabilities (softmax)'),
     el('p', { className: 'act-what' }, 'Softmax turns the logits z into probabilities: ', el('strong', {}, 'p = e^z / Σ e^z'),
       '. Subtracting the largest logit first changes nothing in p but keeps e^z from overflowing. Every p is positive and they sum to 1.'),
@@ -180,7 +193,8 @@ async function linear(container, { store, layer, tensor, input, weightsOf }) {
       el('div', { className: 'dense-lists' },
         contributionList('Pushed up most', order.slice(0, TOP).filter(i => terms[i] > 0), w, x, maps),
         contributionList('Pushed down most', order.slice(-TOP).reverse().filter(i => terms[i] < 0), w, x, maps)),
-      maps ? lookFor(w, terms, maps, `${layer.name} unit ${u}`) : '');
+      // Maps of one value each (after global pooling) reshape to nothing the strip above doesn't show.
+      maps && maps[1] * maps[2] > 1 ? lookFor(w, terms, maps, `${layer.name} unit ${u}`) : '');
   }
   show(unit);
 }

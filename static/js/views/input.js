@@ -17,7 +17,8 @@ export function renderSamples(container, store, choose) {
     button.type = 'button';
     button.className = 'sample';
     button.dataset.sample = sample.id;
-    button.setAttribute('aria-label', `Sample ${sample.id}, a ${sample.label_name}`);
+    // A models file may ship samples without a label: then the sample is named by its id alone.
+    button.setAttribute('aria-label', sample.label_name ? `Sample ${sample.id}, a ${sample.label_name}` : `Sample ${sample.id}`);
     button.setAttribute('aria-pressed', String(store.source?.sample === sample.id));
     const img = document.createElement('img');
     img.src = sample.url;
