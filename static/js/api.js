@@ -11,12 +11,19 @@ export class ApiError extends Error {
 /** A served Tensor as {shape, data: Float32Array}. */
 export function decodeTensor(t) {
   if (t.encoding !== 'base64') return { shape: t.shape, data: Float32Array.from(t.data, v => v ?? NaN) };
-  // A plain loop: Uint8Array.from(atob(..), fn) is ~30× slower on megabyte tensors.
-  const text = atob(t.data);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   if (t.dtype === 'float16') throw new Error('float16 is not used by the page');
-  return { shape: t.shape, data: new Float32Array(bytes.buffer) };
+  return { shape: t.shape, data: new Float32Array(base64Bytes(t.data).buffer) };
+}
+
+/** Base64 → bytes: natively where the browser can (Chrome 140+, Firefox 133+, Safari 18.2+), several
+ * times faster on the megabytes of a ResNet layer; else a plain loop over atob's string
+ * (Uint8Array.from(atob(..), fn) is ~30× slower). */
+function base64Bytes(text) {
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
 async function call(url, options = {}) {
