@@ -53,6 +53,17 @@ def block(layer: dict[str, Any]) -> str:
     return str(next(s["module"] for s in layer["scope"] if s["type"] != "Sequential"))
 
 
+def names(network: list[dict[str, Any]]) -> list[str]:
+    return [layer["name"] for layer in network]
+
+
+def links(page: Page) -> list[list[str]]:
+    """The overview's arcs, as [from, to] layer names in the order drawn."""
+    drawn: list[list[str]] = page.eval_on_selector_all(
+        "[data-view=overview] .overview-links path[data-from]", "paths => paths.map(p => [p.dataset.from, p.dataset.to])")
+    return drawn
+
+
 def shown_count(page: Page) -> tuple[int, int]:
     """The overview's own count, "15 of 69 layers shown", against the columns actually visible."""
     text = page.text_content("[data-view=shown-count]") or ""
@@ -148,10 +159,22 @@ def test_find_and_unfold_blocks(page: Page, live_server: str, network: list[dict
     # Expanding one block shows its layers; unticking "fold blocks" shows all 69.
     size = sum(1 for layer in network if layer["scope"] and block(layer) == "layer2.0")
     assert size == 9  # two convs, two batch norms, two ReLUs, the add, and the downsample's conv and batch norm
+    assert links(page) == [], "folded, the network is a chain of blocks"
     page.click("[data-view=overview] [data-action=fold-group][data-group='layer2.0']")
     assert shown_count(page) == (folded + size - 1, folded + size - 1)
+    # The open block's two branches: the downsample reads the previous block's output, and the
+    # addition reads the main branch's last batch norm across the downsample's columns.
+    add = next(layer for layer in network if layer["type"] == "add" and block(layer) == "layer2.0")
+    assert add["inputs"] == ["layer2.0.bn2", "layer2.0.downsample.1"]
+    assert links(page) == [["layer1_1_relu_1", "layer2.0.downsample.0"], ["layer2.0.bn2", add["name"]]]
     page.uncheck("[data-view=overview-tools] [data-control=fold]")
     assert shown_count(page) == (69, 69)
+    # Unfolded, an arc for every input that is not the column just before: all the shortcuts.
+    order = ["input", *names(network)]
+    expected = [[i, layer["name"]] for j, layer in enumerate(network, 1) for i in layer["inputs"]
+                if i in order and order.index(i) != j - 1]
+    assert links(page) == expected
+    assert sum(1 for layer in network if layer["type"] == "add") == 8 and len(expected) == 8 + 3
     shoot(page, "large-resnet18-unfolded", "[data-view=overview]")
 
 

@@ -6,6 +6,7 @@
 
 import { SIZES } from '../draw/colors.js';
 import { drawInput, fillMap, maps, scaleFor } from '../draw/heatmap.js';
+import { drawLinks } from './links.js';
 
 const GAP = 2;  // px on screen between two channels of a column
 
@@ -256,6 +257,13 @@ function applyVisibility(store) {
     if (!figure.hidden) shown++;
   }
   view.container.dataset.shown = shown;
+  // Arcs only for the graph as it runs: between the matches of a search they would mislead.
+  const key = query ? '' : view.columns.map(c => (c.figure.hidden ? 0 : 1)).join('');
+  if (key !== view.linksKey) {
+    view.linksKey = key;
+    if (query) drawLinks(view.container, [], view.last);
+    else drawLinks(view.container, view.columns, view.last);
+  }
 }
 
 /** The tools above the overview: fold blocks, find a layer; built once per model. */
