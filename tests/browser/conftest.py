@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
 from tests.browser.ui import ARTIFACTS, Console
+from tests.conftest import serving
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it with apt-get if missing
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -86,3 +87,17 @@ def layers(api: httpx.Client) -> dict[str, list[dict[str, Any]]]:
     """Each built-in model's layer list, as GET /api/models/{id} serves it."""
     ids = [m["id"] for m in api.get("/api/models").json()["models"]]
     return {i: api.get(f"/api/models/{i}").json()["layers"] for i in ids}
+
+
+@pytest.fixture(scope="session")
+def resnet_server() -> Iterator[str]:
+    """A server with the built-ins and the ResNet-18 example's models file, as
+    `convscope serve --models-file examples/resnet18.toml` runs it."""
+    with serving({"CONVSCOPE_MODELS_FILE": "examples/resnet18.toml"}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def resnet_api(resnet_server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=resnet_server, timeout=60) as client:
+        yield client

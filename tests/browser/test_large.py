@@ -2,7 +2,6 @@
 models file, summarised in the overview with its blocks folded, stepped through layer by layer with
 each full layer fetched on demand, found by name, and explained in Backward mode."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,7 +10,6 @@ from playwright.sync_api import Page
 
 from app.codec import decode
 from tests.browser.ui import open_page, query, shoot, varied
-from tests.conftest import serving
 
 MODEL = "resnet18"
 SAMPLE = "shapes"
@@ -21,22 +19,20 @@ FIRST_CHANNELS = 64  # the detail view shows this many channels of a wider layer
 STEP_MS = 20_000     # one layer fetched and drawn, on a busy 2-core machine
 
 
-@pytest.fixture(scope="module")
-def live_server() -> Iterator[str]:
-    """A server with the built-ins and the example's models file, as `convscope serve --models-file` runs it."""
-    with serving({"CONVSCOPE_MODELS_FILE": "examples/resnet18.toml"}) as url:
-        yield url
+@pytest.fixture
+def live_server(resnet_server: str) -> str:
+    """Here the page and the API are the ResNet example's server (tests/browser/conftest.py)."""
+    return resnet_server
+
+
+@pytest.fixture
+def api(resnet_api: httpx.Client) -> httpx.Client:
+    return resnet_api
 
 
 @pytest.fixture(scope="module")
-def api(live_server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def network(api: httpx.Client) -> list[dict[str, Any]]:
-    layers: list[dict[str, Any]] = api.get(f"/api/models/{MODEL}").json()["layers"]
+def network(resnet_api: httpx.Client) -> list[dict[str, Any]]:
+    layers: list[dict[str, Any]] = resnet_api.get(f"/api/models/{MODEL}").json()["layers"]
     return layers
 
 

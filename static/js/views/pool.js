@@ -1,65 +1,103 @@
 // Pooling, one window at a time: pick an output value, see its window on the input map, the
-// values in it, the chosen max (or the mean), and the served result. Then measure translation
-// invariance: shift the image by 1–3 pixels, run the model on it, and compare the maps.
+// values in it, the chosen max (or the mean), and the served result. Adaptive pooling cuts its
+// windows from the input and output sizes; global pooling (output 1×1) reads a whole map per
+// channel. Then measure translation invariance: shift the image by 1–3 pixels, run the model on
+// it, and compare the maps.
 
 import { forwardTensor, forwardUrl } from '../api.js';
-import { el, exact, figure, fmt, gap, hooked, numberGrid } from '../draw/cells.js';
-import { drawInput, scaleFor } from '../draw/heatmap.js';
-import { argmax, outputControls, pickable } from '../draw/picker.js';
+import { el, figure, fmt, numberGrid } from '../draw/cells.js';
+import { drawInput } from '../draw/heatmap.js';
+import { asOutputMap, at, channelMap, checkLine, select } from '../draw/lesson.js';
+import { argmax, outputControls } from '../draw/picker.js';
 import { pair, tapsAt, windowGeometry, windowMarks } from '../draw/window.js';
-import { LESSON, ZoomMap, cellSize } from '../draw/zoom.js';
+
+const MAX_TYPES = new Set(['max_pool2d', 'adaptive_max_pool2d']);
+const LISTED = 256;  // a window of more values shows its sum only: a 56×56 grid of numbers reads as noise
+
+/** PyTorch's adaptive window along one axis: output i of m, over an input of n, reads [start, end). */
+const adaptiveSpan = (i, n, m) => [Math.floor(i * n / m), Math.ceil((i + 1) * n / m)];
 
 function geometry(layer, input, tensor) {
+  const size = input.shape.slice(1), out = tensor.shape.slice(1);
+  // Adaptive pooling has no kernel or stride of its own: each window follows from the two sizes.
+  if (layer.type.startsWith('adaptive_')) return { adaptive: true, size, out, pad: [0, 0], drawPad: [0, 0] };
   const a = layer.attributes || {};
   const kernel = pair(a.kernel_size, 2);
   return windowGeometry({ kernel, stride: pair(a.stride, kernel), padding: a.padding ?? 0,
-    dilation: pair(a.dilation, 1) }, input.shape.slice(1), tensor.shape.slice(1));
+    dilation: pair(a.dilation, 1) }, size, out);
+}
+
+/** The window of output (y, x): its taps in reading order, its rows × cols, and its outline. */
+function windowAt(g, y, x) {
+  if (!g.adaptive) return { taps: tapsAt(g, y, x), rows: g.kernel[0], cols: g.kernel[1], marks: windowMarks(g, y, x) };
+  const [y0, y1] = adaptiveSpan(y, g.size[0], g.out[0]);
+  const [x0, x1] = adaptiveSpan(x, g.size[1], g.out[1]);
+  const taps = [];
+  for (let iy = y0; iy < y1; iy++) for (let ix = x0; ix < x1; ix++) taps.push({ iy, ix, inside: true });
+  return { taps, rows: y1 - y0, cols: x1 - x0, marks: [{ top: y0, left: x0, height: y1 - y0, width: x1 - x0 }] };
 }
 
 /** The values in the window of output (c, y, x) and what the layer makes of them. */
 function pooled(g, isMax, a, input, tensor, { c, y, x }) {
   const [H, W] = g.size;
-  const taps = tapsAt(g, y, x);
+  const { taps } = windowAt(g, y, x);
   const cells = taps.map(t => ({ value: t.inside ? input.data[(c * H + t.iy) * W + t.ix] : 0, padding: !t.inside }));
   const real = cells.filter(t => !t.padding);
-  const served = tensor.data[(c * g.out[0] + y) * g.out[1] + x];
+  const served = tensor.data[at(tensor.shape, { c, y, x })];
   if (isMax) {
     const best = real.reduce((m, t) => (t.value > m.value ? t : m), real[0]);
     best.marked = true;
     return { cells, result: best.value, served, best: taps[cells.indexOf(best)] };
   }
-  // PyTorch's divisor: the window clipped to the padded input, or to the input without count_include_pad.
+  // PyTorch's divisor: the window clipped to the padded input, or to the input without
+  // count_include_pad; adaptive windows never reach padding, so theirs is the values counted.
   const sum = real.reduce((s, t) => s + t.value, 0);
   const span = i => Math.min(taps[0][i ? 'ix' : 'iy'] + g.kernel[i], g.size[i] + g.pad[i]) - taps[0][i ? 'ix' : 'iy'];
-  const divisor = a.divisor_override || (a.count_include_pad === false ? real.length : span(0) * span(1));
+  const divisor = a.divisor_override || (g.adaptive || a.count_include_pad === false ? real.length : span(0) * span(1));
   return { cells, sum, divisor, result: sum / divisor, served };
 }
 
-function mapZoom(tensor, c, h, w, store, opts) {
-  const [lo, hi] = scaleFor(store.scale, tensor, c, store.globalRange);
-  const canvas = el('canvas', 'map');
-  return Object.assign(new ZoomMap(canvas, tensor.data, c * h * w, h, w, lo, hi, opts), { lo, hi });
+/**
+ * Global pooling's output, one value per channel, as one grid of channels to pick from (a 1×1 map
+ * per channel would be a single colour): rows × cols with cols the divisor of C nearest above √C.
+ */
+function channelGrid(tensor, store) {
+  const C = tensor.shape[0];
+  let cols = Math.ceil(Math.sqrt(C));
+  while (C % cols) cols++;
+  return Object.assign(channelMap({ shape: [1, C / cols, cols], data: tensor.data }, 0, { store }), { gridCols: cols });
+}
+
+function intro(g, isMax, channels) {
+  const what = isMax ? 'keeps the largest value' : 'takes the mean';
+  if (!g.adaptive) {
+    return `Each output value looks at a ${g.kernel.join('×')} window of one input channel and ${what}; ` +
+      `the window moves ${g.stride.join('×')} at a time, so each map shrinks. Nothing is learned here: pooling has no weights.`;
+  }
+  const [H, W] = g.size, [h, w] = g.out;
+  if (h * w === 1) {
+    return `Global ${isMax ? 'max' : 'average'} pooling: each channel's whole ${H}×${W} map becomes one number, its ` +
+      `${isMax ? 'largest value' : 'mean'}. What survives is how strongly each of the ${channels} features is present ` +
+      `in the image, not where; the layers after it see ${channels} numbers. Nothing is learned here: no weights.`;
+  }
+  return `Adaptive pooling cuts each ${H}×${W} map into ${h}×${w} windows and ${what} of each: output row i reads ` +
+    `input rows ⌊i·${H}/${h}⌋ to ⌈(i+1)·${H}/${h}⌉ − 1 (columns likewise), so the output size is fixed whatever the ` +
+    'input size; windows may differ in size and overlap. Nothing is learned here: no weights.';
 }
 
 function equation(isMax, p) {
-  const line = el('p', 'equation');
-  const diff = Math.abs(p.result - p.served);
-  line.append(
-    el('span', '', isMax ? `the largest of the ${p.cells.filter(t => !t.padding).length} values` : `sum ${fmt(p.sum, 5)} ÷ ${p.divisor} values`),
-    el('span', 'op', '='),
-    hooked(exact(p.result), 'poolResult', p.result),
-    el('span', 'vs', 'served by the API:'),
-    hooked(exact(p.served), 'poolServed', p.served),
-    el('span', diff <= 1e-5 * Math.max(1, Math.abs(p.served)) ? 'agree' : 'disagree', gap(diff)));
-  return line;
+  const count = p.cells.filter(t => !t.padding).length;
+  const what = isMax ? `the largest of the ${count} values` : `sum ${fmt(p.sum, 5)} ÷ ${p.divisor} values`;
+  return checkLine([el('span', '', what)], p.result, p.served, ['poolResult', 'poolServed']);
 }
 
 /** The window part: output map, input map with the window, the values, the result. */
 function windowLesson(container, ctx) {
   const { store, layer, tensor, input } = ctx;
-  const isMax = layer.type === 'max_pool2d';
+  const isMax = MAX_TYPES.has(layer.type);
   const g = geometry(layer, input, tensor);
   const [C, h, w] = tensor.shape;
+  const global = g.adaptive && h * w === 1;
   const state = { c: -1 };
   const out = el('figure', 'conv-out'), outCaption = el('figcaption');
   const inBox = el('figure', 'conv-out'), inCaption = el('figcaption');
@@ -68,51 +106,66 @@ function windowLesson(container, ctx) {
   const padNote = isMax ? 'padding, never the max'
     : layer.attributes?.count_include_pad === false ? 'padding, not counted' : 'padding, counted as 0';
 
-  const update = pos => {
-    if (pos.c !== state.c) {
-      state.out = mapZoom(tensor, pos.c, h, w, store, { cell: cellSize(h, w, LESSON.bigMap) });
-      state.out.canvas.dataset.outputMap = '';
-      state.out.canvas.dataset.channel = pos.c;
-      pickable(state.out, `${layer.name} output channel ${pos.c}, ${h}×${w}`, (y, x) => controls.set({ y, x }));
-      const [H, W] = g.size;
-      state.in = mapZoom(input, pos.c, H, W, store, { cell: cellSize(H + 2 * g.drawPad[0], W + 2 * g.drawPad[1], LESSON.bigMap), pad: g.drawPad });
-      state.in.canvas.setAttribute('role', 'img');
-      state.in.canvas.setAttribute('aria-label', `${layer.inputs[0]} channel ${pos.c} with the pooling window`);
+  // Global pooling picks a channel from the grid of all of them; other pooling a cell of one channel.
+  const outputMap = c => (global
+    ? asOutputMap(channelGrid(tensor, store), 0, `${layer.name}: ${C} channels, one value each`,
+      (row, col) => controls.set({ c: Math.min(C - 1, row * state.out.gridCols + col) }))
+    : asOutputMap(channelMap(tensor, c, { store }), c, `${layer.name} output channel ${c}, ${h}×${w}`,
+      (y, x) => controls.set({ y, x })));
+
+  const showChannel = c => {
+    if (!global || !state.out) {
+      state.out = outputMap(c);
       out.replaceChildren(state.out.canvas, outCaption);
-      inBox.replaceChildren(state.in.canvas, inCaption);
-      state.c = pos.c;
     }
+    state.in = channelMap(input, c, { store, pad: g.drawPad });
+    state.in.canvas.setAttribute('role', 'img');
+    state.in.canvas.setAttribute('aria-label', `${layer.inputs[0]} channel ${c} with the pooling window`);
+    inBox.replaceChildren(state.in.canvas, inCaption);
+    state.c = c;
+  };
+
+  const update = pos => {
+    if (pos.c !== state.c) showChannel(pos.c);
+    const win = windowAt(g, pos.y, pos.x);
     const p = pooled(g, isMax, layer.attributes || {}, input, tensor, pos);
-    state.out.canvas.dataset.selected = `${pos.y},${pos.x}`;
-    state.out.draw([{ top: pos.y, left: pos.x }]);
+    if (global) select(state.out, Math.floor(pos.c / state.out.gridCols), pos.c % state.out.gridCols);
+    else select(state.out, pos.y, pos.x);
     const [py, px] = g.drawPad;
     const best = p.best ? [{ top: p.best.iy + py, left: p.best.ix + px, fill: true }] : [];
-    state.in.draw([...windowMarks(g, pos.y, pos.x), ...best]);
-    outCaption.textContent = `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(p.served, 4)}. Click any value.`;
-    inCaption.textContent = `${layer.inputs[0]} channel ${pos.c}; orange: the ${g.kernel.join('×')} window` +
+    state.in.draw([...win.marks, ...best]);
+    outCaption.textContent = global
+      ? `${layer.name}: all ${C} channels, one value each, in rows of ${state.out.gridCols}; channel ${pos.c} = ${fmt(p.served, 4)}. Click any channel.`
+      : `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(p.served, 4)}. Click any value.`;
+    inCaption.textContent = `${layer.inputs[0]} channel ${pos.c}; orange: the ${win.rows}×${win.cols} window` +
       `${isMax ? ', filled: the largest value' : ''}${g.drawPad.some(Boolean) ? `; dotted grey: ${padNote}` : ''}.`;
     container.dataset.position = `${pos.c},${pos.y},${pos.x}`;
-    const cells = p.cells.map(t => (t.padding ? { ...t, text: isMax ? '–' : '0', title: padNote } : t));
-    const grid = numberGrid(cells, g.kernel[0], g.kernel[1], { lo: state.in.lo, hi: state.in.hi,
-      label: `values in the window${isMax ? '; the largest is outlined' : ''}`, digits: 3 });
-    if (g.kernel[0] * g.kernel[1] <= 16) grid.classList.add('large');
-    values.replaceChildren(figure(grid, isMax ? 'the values in the window; outlined: the largest' : 'the values in the window'));
+    values.replaceChildren(windowValues(p, win, isMax, padNote, state.in));
     result.setAttribute('aria-live', controls.playing() ? 'off' : 'polite');
     result.replaceChildren(equation(isMax, p));
   };
 
-  const controls = outputControls({ channels: C, rows: h, cols: w, start: argmax(tensor, 0), onChange: update });
+  // Global pooling opens on its largest channel, any other on channel 0's largest value.
+  const start = global ? { c: argmax({ shape: [1, 1, C], data: tensor.data }, 0).x, y: 0, x: 0 } : argmax(tensor, 0);
+  const controls = outputControls({ channels: C, rows: h, cols: w, start, onChange: update });
   const stage = el('div', 'conv-stage');
   const outBox = el('div', 'conv-out-box'), inputBox = el('div', 'conv-out-box');
-  outBox.append(el('p', 'step', '① Pick an output value'), out);
+  outBox.append(el('p', 'step', global ? '① Pick a channel' : '① Pick an output value'), out);
   inputBox.append(el('p', 'step', `② Its window on ${layer.inputs[0]}`), inBox);
   stage.append(outBox, inputBox);
-  const stride = g.stride.join('×'), what = isMax ? 'keeps the largest value' : 'takes the mean';
-  container.append(el('h3', '', `How one value of ${layer.name} is computed`),
-    el('p', 'hint', `Each output value looks at a ${g.kernel.join('×')} window of one input channel and ${what}; ` +
-      `the window moves ${stride} at a time, so each map shrinks. Nothing is learned here: pooling has no weights.`),
+  container.append(el('h3', '', `How one value of ${layer.name} is computed`), el('p', 'hint', intro(g, isMax, C)),
     controls.element, stage, el('p', 'step', isMax ? '③ Take the largest' : '③ Take the mean'), values, result);
   update(controls.get());
+}
+
+/** The window's values as a grid coloured like the input map, or only their count if there are many. */
+function windowValues(p, win, isMax, padNote, inMap) {
+  if (win.rows * win.cols > LISTED) return el('p', 'hint', `The window holds ${win.rows}×${win.cols} values: too many to list.`);
+  const cells = p.cells.map(t => (t.padding ? { ...t, text: isMax ? '–' : '0', title: padNote } : t));
+  const grid = numberGrid(cells, win.rows, win.cols, { lo: inMap.lo, hi: inMap.hi,
+    label: `values in the window${isMax ? '; the largest is outlined' : ''}`, digits: 3 });
+  if (win.rows * win.cols <= 16) grid.classList.add('large');
+  return figure(grid, isMax ? 'the values in the window; outlined: the largest' : 'the values in the window');
 }
 
 /** tensor shifted by dy rows and dx columns; uncovered pixels get fill[c]. */
