@@ -116,6 +116,9 @@ class BackwardResult:
     activation_gradients: dict[str, torch.Tensor]
     weight_gradients: dict[str, torch.Tensor]
     bias_gradients: dict[str, torch.Tensor]
+    # With summary=True: every layer's activation gradient in brief; the dicts above then hold only
+    # the layers asked for by name.
+    summaries: dict[str, LayerSummary] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,12 @@ def encode(tensor: torch.Tensor) -> dict[str, Any]:
     x = x[0] if x.dim() == 4 and x.shape[0] == 1 else x
     raw = x.contiguous().numpy().astype("<f4", copy=False).tobytes()
     return {"shape": list(x.shape), "dtype": "float32", "encoding": "base64", "data": base64.b64encode(raw).decode()}
+
+
+def _summaries(body: dict[str, Any]) -> dict[str, LayerSummary]:
+    """A summary answer's `summaries`, thumbnails decoded; empty when the answer has none."""
+    return {name: LayerSummary(s["shape"], s["min"], s["max"], s["mean"], s["std"], decode(s["thumbnail"]))
+            for name, s in (body.get("summaries") or {}).items()}
 
 
 def _prediction(obj: dict[str, Any]) -> Prediction:
@@ -265,8 +274,7 @@ class ConvScopeClient:
         default 8) instead of its full output, and the `run` id that `layer` fetches full outputs by."""
         body = self._infer(model, "forward", image,
                            {"layers": layers, "summary": True if summary else None, "thumbnail": thumbnail})
-        summaries = {name: LayerSummary(s["shape"], s["min"], s["max"], s["mean"], s["std"], decode(s["thumbnail"]))
-                     for name, s in (body.get("summaries") or {}).items()}
+        summaries = _summaries(body)
         return ForwardResult(decode(body["input"]), _prediction(body["prediction"]),
                              {name: decode(t) for name, t in body["layers"].items()}, summaries, body.get("run"))
 
@@ -277,9 +285,13 @@ class ConvScopeClient:
         return decode(self._get(path, encoding=self.encoding)["tensor"])
 
     def backward(self, model: str, image: ImageInput, target: int | None = None, loss: Loss = "cross_entropy",
-                 layers: list[str] | None = None) -> BackwardResult:
-        """The loss for `target` (default: the predicted class) and its gradient everywhere."""
-        body = self._infer(model, "backward", image, {"target": target, "loss": loss, "layers": layers})
+                 layers: list[str] | None = None, summary: bool = False, thumbnail: int | None = None) -> BackwardResult:
+        """The loss for `target` (default: the predicted class) and its gradient everywhere.
+
+        `summary=True` (for large models) brings every layer's gradient in brief (statistics and a
+        thumbnail of side `thumbnail`) and in full only the `layers` named."""
+        body = self._infer(model, "backward", image, {"target": target, "loss": loss, "layers": layers,
+                                                      "summary": True if summary else None, "thumbnail": thumbnail})
         grads: dict[str, dict[str, Any]] = body["layers"]
 
         def each(key: str) -> dict[str, torch.Tensor]:
@@ -287,7 +299,7 @@ class ConvScopeClient:
 
         return BackwardResult(float(body["loss"]), int(body["target"]), _prediction(body["prediction"]),
                               decode(body["input"]), decode(body["input_gradient"]), each("activation_gradient"),
-                              each("weight_gradient"), each("bias_gradient"))
+                              each("weight_gradient"), each("bias_gradient"), _summaries(body))
 
     def attribution_methods(self, model: str | None = None) -> list[dict[str, Any]]:
         """Every attribution method: name, summary, whether it needs a layer, and its options (type,

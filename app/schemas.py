@@ -122,12 +122,11 @@ class ImageSource(BaseModel):
     tensor: Tensor | None = Field(None, description="[C, H, W], normalised, as `input` is returned")
 
 
-class ForwardOptions(Options):
+class SummaryOptions(BaseModel):
     summary: bool = Field(False, description=(
-        "large models: per-layer summaries (shape, min, max, mean, std, thumbnail) instead of every tensor, "
-        "and the id of a kept `run` to fetch each layer's full output from"))
+        "large models: per-layer summaries (shape, min, max, mean, std, thumbnail) instead of every tensor"))
     thumbnail: int = Field(8, ge=1, le=32, description=(
-        "with summary: a [C, H, W] output's thumbnail side; each channel is average-pooled to at most this"))
+        "with summary: a [C, H, W] tensor's thumbnail side; each channel is average-pooled to at most this"))
 
     @field_validator("thumbnail", mode="before")
     @classmethod
@@ -138,11 +137,15 @@ class ForwardOptions(Options):
         return value
 
 
+class ForwardOptions(Options, SummaryOptions):
+    """With summary, also the id of a kept `run` to fetch each layer's full output from."""
+
+
 class ForwardRequest(ImageSource, ForwardOptions):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"sample": "test-00000"}]})
 
 
-class BackwardRequest(ImageSource, GradientOptions):
+class BackwardRequest(ImageSource, GradientOptions, SummaryOptions):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"sample": "test-00000", "target": 7, "loss": "cross_entropy"}]})
 
@@ -203,7 +206,11 @@ class BackwardResponse(BaseModel):
     prediction: Prediction
     input: Tensor
     input_gradient: Tensor
-    layers: dict[str, LayerGradients]
+    layers: dict[str, LayerGradients] = Field(description=(
+        "each layer's gradients; with summary=true only the layers named in `layers` (none by default)"))
+    # SkipJsonSchema: the key is absent without summary, never null.
+    summaries: dict[str, LayerSummary] | SkipJsonSchema[None] = Field(
+        None, description="with summary=true only (absent otherwise): every layer's activation gradient in brief")
 
 
 # --- One optimizer step (POST /api/models/{model}/step) ---------------------------------------

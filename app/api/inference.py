@@ -33,9 +33,9 @@ def request_body_doc(schema: type[ImageSource]) -> dict[str, Any]:
         "layers": ({"type": "string"}, "comma-separated layer names (default: all)"),
         "encoding": ({"type": "string", "enum": ["json", "base64"]}, "Tensors as JSON lists or base64"),
         "dtype": ({"type": "string", "enum": ["float32", "float16"]}, "float16 needs encoding=base64")}
-    if schema is ForwardRequest:
+    if schema in (ForwardRequest, BackwardRequest):
         options |= {"summary": ({"type": "boolean", "default": False},
-                                "per-layer summaries and thumbnails instead of every tensor, and a run id"),
+                                "per-layer summaries and thumbnails instead of every tensor"),
                     "thumbnail": ({"type": "integer", "minimum": 1, "maximum": 32, "default": 8},
                                   "with summary: thumbnail side (each channel pooled to at most this × this)")}
     if schema in (BackwardRequest, StepRequest):
@@ -100,34 +100,47 @@ def forward_body(model: LoadedModel, parsed: Parsed[ForwardRequest], settings: S
         return json_response(answer | {"run": None, "layers": {
             name: encode(t[0], opts.encoding, opts.dtype) for name, t in result.activations.items()}})
     outputs = {name: t[0] for name, t in result.activations.items()}
-    summaries: dict[str, dict[str, Any]] = {}
-    for name, t in outputs.items():
-        s = summarize(t, opts.thumbnail)
-        summaries[name] = {"shape": s.shape, "min": s.min, "max": s.max, "mean": s.mean, "std": s.std,
-                           "thumbnail": encode(s.thumbnail, opts.encoding, opts.dtype)}
     run = runs.put(model.id, model.graph, x[0], outputs) if runs is not None else None
-    return json_response(answer | {"run": run, "layers": {}, "summaries": summaries})
+    return json_response(answer | {"run": run, "layers": {}, "summaries": summaries(outputs, opts)})
 
 
 def backward_body(model: LoadedModel, parsed: Parsed[BackwardRequest], settings: Settings) -> Response:
+    """The backward answer; with summary=true, every layer's activation gradient in brief, and in
+    full only the layers named (the page's overview and its current layer, for a large model)."""
     opts = parsed.body
     x = input_tensor(model, parsed, settings)
-    result = probe.backward(model.graph, x, opts.target, opts.loss, opts.layers)
+    result = probe.backward(model.graph, x, opts.target, opts.loss, None if opts.summary else opts.layers)
 
     def maybe(grads: dict[str, Tensor], key: str) -> dict[str, Any] | None:
         return encode(grads[key], opts.encoding, opts.dtype) if key in grads else None
 
+    full = set(opts.layers or ()) if opts.summary else set(result.activation_gradients)
     layers = {}
     for name, gradient in result.activation_gradients.items():
+        if name not in full:
+            continue
         params = result.parameter_gradients.get(name, {})
         layers[name] = {"activation_gradient": encode(gradient[0], opts.encoding, opts.dtype),
                         "weight_gradient": maybe(params, "weight"), "bias_gradient": maybe(params, "bias")}
-    return json_response({
+    answer = {
         "model": model.id, "loss": result.loss, "loss_function": opts.loss, "target": result.target,
         "prediction": prediction(model, result.logits[0], result.probabilities[0]),
         "input": encode(x[0], opts.encoding, opts.dtype),
         "input_gradient": encode(result.input_gradient[0], opts.encoding, opts.dtype), "layers": layers,
-    })
+    }
+    if opts.summary:
+        answer["summaries"] = summaries({name: g[0] for name, g in result.activation_gradients.items()}, opts)
+    return json_response(answer)
+
+
+def summaries(tensors: dict[str, Tensor], opts: ForwardRequest | BackwardRequest) -> dict[str, dict[str, Any]]:
+    """Each tensor in brief: shape, min, max, mean, std and a thumbnail."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, t in tensors.items():
+        s = summarize(t, opts.thumbnail)
+        out[name] = {"shape": s.shape, "min": s.min, "max": s.max, "mean": s.mean, "std": s.std,
+                     "thumbnail": encode(s.thumbnail, opts.encoding, opts.dtype)}
+    return out
 
 
 async def compute(request: Request, work: Any, *args: Any) -> Response:

@@ -105,9 +105,10 @@ export const backwardUrl = id => `/api/models/${encodeURIComponent(id)}/backward
  * layers: {name: {activation, weight, bias}}} (weight and bias only for layers with parameters).
  * `target` null means the predicted class.
  */
-export async function backward(id, source, { target = null, loss = 'cross_entropy', layers = null } = {}) {
+export async function backward(id, source, { target = null, loss = 'cross_entropy', layers = null, summary = false } = {}) {
   const fields = target === null ? { loss } : { loss, target };
   if (layers) fields.layers = source.blob ? layers.join(',') : layers;
+  if (summary) fields.summary = true;
   const body = await call(backwardUrl(id), imageRequest(source, fields));
   const grads = {};
   for (const [name, g] of Object.entries(body.layers)) {
@@ -117,8 +118,11 @@ export async function backward(id, source, { target = null, loss = 'cross_entrop
       bias: g.bias_gradient ? decodeTensor(g.bias_gradient) : null,
     };
   }
+  // With `summary` (large models): every layer's gradient in brief, `layers` in full only.
+  const summaries = body.summaries ? Object.fromEntries(Object.entries(body.summaries).map(
+    ([name, s]) => [name, { ...s, thumbnail: decodeTensor(s.thumbnail) }])) : null;
   return { loss: body.loss, lossFunction: body.loss_function, target: body.target,
-           inputGradient: decodeTensor(body.input_gradient), layers: grads };
+           inputGradient: decodeTensor(body.input_gradient), layers: grads, summaries };
 }
 
 export const stepUrl = id => `/api/models/${encodeURIComponent(id)}/step?encoding=base64`;

@@ -92,16 +92,21 @@ let backwardTicket = 0;
  * In Backward mode, fetch the gradients for the image on show, its target and loss. The gradients
  * on show stay until the new ones arrive; an answer overtaken by a newer request is dropped.
  */
-async function runBackward() {
+async function runBackward({ layerOnly = false } = {}) {
   if (!store.backward || !store.result) return;
   const ticket = ++backwardTicket;
-  const { model, resultSource, target, lossFunction } = store;
-  // A large model's gradients come for the current layer only (and again when the cursor moves).
+  const { model, resultSource, target, lossFunction, gradients: before } = store;
+  // A large model's gradients come in brief for every layer (the overview) and in full for the
+  // current layer; a step then fetches only the new layer's, and keeps the rest.
+  const oneLayer = layerOnly && store.large && before?.summaries;
   const layers = store.large ? [store.layer.name] : null;
-  const gradients = await withProgress('Computing the gradients…',
-    () => api.backward(model.id, resultSource, { target, loss: lossFunction, layers }));
+  const answer = await withProgress('Computing the gradients…',
+    () => api.backward(model.id, resultSource, { target, loss: lossFunction, layers, summary: store.large && !oneLayer }));
   if (ticket !== backwardTicket || store.model !== model) return;
-  store.gradientRange = globalRange([gradients.inputGradient, ...Object.values(gradients.layers).map(g => g.activation)]);
+  const gradients = oneLayer ? { ...before, layers: { ...before.layers, ...answer.layers } } : answer;
+  store.gradientRange = gradients.summaries
+    ? [Math.min(...Object.values(gradients.summaries).map(s => s.min)), Math.max(...Object.values(gradients.summaries).map(s => s.max))]
+    : globalRange([gradients.inputGradient, ...Object.values(gradients.layers).map(g => g.activation)]);
   store.set({ gradients });
 }
 
@@ -170,7 +175,8 @@ store.addEventListener('change', ({ detail: changed }) => {
   if (has('result')) prediction.render($('prediction'), store);
   if (has('result', 'rejected')) input.markPrevious($('prediction'), store);
   if (has('model', 'result', 'mode', 'target', 'lossFunction', 'gradients')) mode.render($('mode'), store);
-  if (has('result', 'mode', 'target', 'lossFunction') || (store.large && has('cursor'))) quietly(runBackward)();
+  if (has('result', 'mode', 'target', 'lossFunction')) quietly(runBackward)();
+  else if (store.large && has('cursor') && !store.gradients?.layers[store.layer.name]) quietly(runBackward)({ layerOnly: true });
   if (store.large && store.result && !store.backward && has('result', 'cursor', 'mode')) {
     quietly(ensureLayers)([store.layer.name, ...store.layer.inputs]);
   }

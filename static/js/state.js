@@ -78,7 +78,12 @@ export class Store extends EventTarget {
 
   /** What the overview draws: as shown(), or for a large model's layer not fetched, its thumbnail. */
   overviewTensor(name) {
-    return this.shown(name) ?? (this.backward ? null : this.result?.summaries?.[name]?.thumbnail ?? null);
+    return this.shown(name) ?? this.summary(name)?.thumbnail ?? null;
+  }
+
+  /** A large model's layer in brief, in the current mode: its output's summary or its gradient's. */
+  summary(name) {
+    return (this.backward ? this.gradients?.summaries : this.result?.summaries)?.[name] ?? null;
   }
 
   /** The range of the whole network in the current mode, for the global colour scale. */

@@ -132,8 +132,10 @@ def answers(client: TestClient) -> dict[tuple[str, str], list[Any]]:
             keep("/api/models/{model}/runs/{run}/layers/{layer}", "get", client.get(
                 f"/api/models/{model}/runs/{brief.json()['run']}/layers/{detail.json()['layers'][0]['name']}",
                 params=query))
-            keep("/api/models/{model}/backward", "post",
-                 client.post(f"/api/models/{model}/backward", params=query, json={"sample": "test-00000"}))
+            first = detail.json()["layers"][0]["name"]
+            for body in ({}, {"summary": True, "layers": [first]}):  # every layer; all in brief, one in full
+                keep("/api/models/{model}/backward", "post", client.post(
+                    f"/api/models/{model}/backward", params=query, json={"sample": "test-00000", **body}))
             for method in ("grad_cam", "integrated_gradients"):  # with and without a layer map
                 keep("/api/models/{model}/attributions", "post", client.post(
                     f"/api/models/{model}/attributions", params=query, json={"sample": "test-00000", "method": method}))

@@ -248,9 +248,10 @@ def test_bad_summary_options_are_refused_with_a_sentence(client: TestClient, opt
 
 
 def test_other_endpoints_refuse_summary(client: TestClient) -> None:
-    response = client.post(f"/api/models/{MODELS[0]}/backward?summary=true", json={"sample": SAMPLE})
-    assert response.status_code == 422
-    assert response.json()["detail"] == "'summary' is not a parameter this endpoint knows."
+    for endpoint, body in (("step", {}), ("attributions", {"method": "saliency"})):
+        response = client.post(f"/api/models/{MODELS[0]}/{endpoint}?summary=true", json={"sample": SAMPLE, **body})
+        assert response.status_code == 422, endpoint
+        assert response.json()["detail"] == "'summary' is not a parameter this endpoint knows.", endpoint
 
 
 # --- the run endpoint's errors -----------------------------------------------------------------
@@ -416,3 +417,62 @@ def test_client_summary_forward_and_layer_fetch(live_server: str) -> None:
         assert by_file.summaries["conv1"].thumbnail.shape == (6, 2, 2) and by_file.run is not None
         with pytest.raises(NotFoundError, match="is no longer kept"):
             cs.layer(model, "not-a-run", "conv1")
+
+
+# --- backward in brief (the page's Backward overview for a large model) --------------------------
+
+def plain_gradients(net: nn.Module, x: Tensor, target: int) -> dict[str, Tensor]:
+    """d(cross-entropy for `target`)/d(each layer's output) [no batch dim], by torch.autograd on the
+    net's hand-written reference (every layer, the last one the logits)."""
+    net = copy.deepcopy(net)
+    outputs: dict[str, Tensor] = net.reference(x.clone())  # type: ignore[operator]
+    loss = F.cross_entropy(list(outputs.values())[-1], torch.tensor([target]))
+    grads = torch.autograd.grad(loss, list(outputs.values()))
+    return {name: g[0] for name, g in zip(outputs, grads)}
+
+
+@pytest.mark.parametrize("name", ["residual", "mixed"])
+def test_backward_summaries_equal_autograd_statistics_and_pooled_thumbnails(nets_client: TestClient, name: str) -> None:
+    _, model, image, net = case(name, nets_client, nets_client)
+    first = layer_names(nets_client, model)[1]
+    response = nets_client.post(f"/api/models/{model}/backward",
+                                json=image | {"summary": True, "layers": [first], "encoding": "base64", "target": 3})
+    assert response.status_code == 200, response.text
+    served = response.json()
+    assert list(served["layers"]) == [first], "in full: only the layers named"
+    assert list(served["summaries"]) == layer_names(nets_client, model), "in brief: every layer, in order"
+    plain = plain_gradients(net, tensor(served["input"])[None], 3)
+    assert list(plain) == list(served["summaries"])
+    for layer, g in plain.items():
+        s, values = served["summaries"][layer], g.double()
+        assert s["shape"] == list(g.shape), layer
+        for key, value in (("min", values.min()), ("max", values.max()), ("mean", values.mean()),
+                           ("std", values.std(correction=0))):
+            assert s[key] == pytest.approx(float(value), rel=ATOL, abs=1e-7), f"{layer} {key}"
+        torch.testing.assert_close(tensor(s["thumbnail"]), plain_thumbnail(g, 8), atol=1e-7, rtol=ATOL)
+    torch.testing.assert_close(tensor(served["layers"][first]["activation_gradient"]), plain[first], atol=1e-7, rtol=ATOL)
+
+
+def test_backward_without_summary_is_unchanged_and_summary_without_layers_sends_none_in_full(client: TestClient) -> None:
+    plain = client.post("/api/models/mnist-lenet/backward", json={"sample": SAMPLE}).json()
+    assert "summaries" not in plain and len(plain["layers"]) == len(layer_names(client, "mnist-lenet"))
+    brief = client.post("/api/models/mnist-lenet/backward?summary=true", json={"sample": SAMPLE}).json()
+    assert brief["layers"] == {} and list(brief["summaries"]) == layer_names(client, "mnist-lenet")
+    assert brief["loss"] == plain["loss"] and brief["input_gradient"] == plain["input_gradient"]
+    bad = client.post("/api/models/mnist-lenet/backward", json={"sample": SAMPLE, "summary": True, "thumbnail": 0})
+    assert bad.status_code == 422 and "thumbnail" in bad.json()["detail"]
+
+
+def test_client_summary_backward(live_server: str) -> None:
+    model = MODELS[0]
+    with ConvScopeClient(live_server) as cs:
+        full = cs.backward(model, Sample(SAMPLE), target=2)
+        brief = cs.backward(model, Sample(SAMPLE), target=2, layers=["conv1"], summary=True, thumbnail=4)
+        assert list(brief.activation_gradients) == ["conv1"] and brief.loss == full.loss
+        assert torch.equal(brief.activation_gradients["conv1"], full.activation_gradients["conv1"])
+        assert list(brief.summaries) == list(full.activation_gradients)
+        for name, g in full.activation_gradients.items():
+            s = brief.summaries[name]
+            assert s.min == float(g.min()) and s.max == float(g.max())
+            torch.testing.assert_close(s.thumbnail, plain_thumbnail(g, 4), atol=1e-7, rtol=1e-5)
+        assert full.summaries == {}

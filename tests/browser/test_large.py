@@ -186,8 +186,12 @@ def test_backward_on_the_resnet_shows_the_served_gradient_of_the_current_layer(
     assert float(page.get_attribute("[data-view=loss]", "data-loss") or "nan") == pytest.approx(answer["loss"], rel=1e-6)
     expected = [bool(m.min() != m.max()) for m in gradient.reshape(gradient.shape[0], -1)][:FIRST_CHANNELS]
     assert varied(page, f"{DETAIL} .channels canvas") == expected
+    # The overview shows every shown column's gradient in brief (thumbnails), not blank columns.
+    overview = "[data-view=overview] figure[data-layer]:not([hidden]) canvas"
+    assert all(varied(page, overview)), "a blank column in Backward"
     page.keyboard.press("ArrowLeft")  # the previous layer's gradient is fetched as the cursor moves
     previous = network[[la["name"] for la in network].index(layer) - 1]["name"]
     page.wait_for_selector(f"{DETAIL}[data-layer='{previous}'][data-mode=backward] .channels canvas", timeout=STEP_MS)
     assert any(varied(page, f"{DETAIL} .channels canvas"))
+    assert all(varied(page, overview)), "a step lost the overview's gradients"
     shoot(page, "large-resnet18-backward")

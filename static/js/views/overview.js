@@ -39,6 +39,13 @@ function layoutOf(tensor) {
            cssWidth: SIZES.overviewCell, cssHeight: height * scale };
 }
 
+/** A summary's [min, max]; for a gradient symmetric about zero, as scaleFor makes it. */
+function summaryRange({ min, max }, signed) {
+  if (!signed) return [min, max];
+  const m = Math.max(-min, max);
+  return m > 0 ? [-m, m] : [0, 0];
+}
+
 /** Where channel c starts in a column's pixels. */
 function origin(layout, c) {
   const row = Math.floor(c / layout.cols), col = c % layout.cols;
@@ -87,9 +94,9 @@ function paint(store) {
     const { layout } = column;
     const { count, h, w, zoom, width, strip } = layout;
     // A thumbnail's own range is narrower than the layer's: per layer, use the served summary's.
-    const summary = !backward && tensor !== store.tensor(layer.name) ? store.result.summaries?.[layer.name] : null;
+    const summary = tensor !== store.shown(layer.name) ? store.summary(layer.name) : null;
     const shared = scale === 'channel' ? null
-      : summary && scale === 'layer' ? [summary.min, summary.max] : scaleFor(scale, tensor, 0, whole, backward);
+      : summary && scale === 'layer' ? summaryRange(summary, backward) : scaleFor(scale, tensor, 0, whole, backward);
     column.pixels.fill(0);
     for (let c = 0; c < count; c++) {
       const [lo, hi] = shared ?? scaleFor('channel', tensor, c, null, backward);
@@ -306,12 +313,14 @@ function highlight(store) {
   const column = view.columns[store.cursor + 1];
   let figure = column?.figure ?? null;
   if (figure?.hidden && column.group) figure = view.last.get(column.group.module)?.figure ?? figure;
-  if (figure === view.current) return;
+  const { container } = view;
+  // Scroll again when the columns changed width too (thumbnails arriving after blank columns).
+  if (figure === view.current && container.scrollWidth === view.scrollWidth) return;
+  view.scrollWidth = container.scrollWidth;
   view.current?.classList.remove('current');
   figure?.classList.add('current');
   view.current = figure;
   if (!figure) return;
-  const { container } = view;
   const box = figure.getBoundingClientRect();
   const left = box.left - container.getBoundingClientRect().left - container.clientLeft + container.scrollLeft;
   const right = left + box.width;
