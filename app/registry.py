@@ -4,13 +4,13 @@ import importlib
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
+from torch import Tensor, nn
 
 from app.engine.graph import Graph, build_graph
 from app.errors import NotFound
@@ -36,6 +36,9 @@ class LoadedModel:
     spec: InputSpec
     classes: list[str]
     samples: dict[str, Sample]
+    # Each sample's preprocessed input, made on first use: the files do not change while serving, and
+    # decoding and framing a PNG again costs more than some whole answers (saliency on TinyVGG).
+    sample_inputs: dict[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     def sample(self, sample_id: str) -> Sample:
         try:

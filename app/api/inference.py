@@ -72,8 +72,13 @@ def input_tensor(model: LoadedModel, parsed: Parsed[Any], settings: Settings) ->
         if list(x.shape) != expected:
             raise InvalidRequest(f"The tensor has shape {list(x.shape)}, but model '{model.id}' takes {expected}.")
         return x.unsqueeze(0)
-    data = parsed.image if parsed.image is not None else model.sample(parsed.body.sample).path.read_bytes()
-    return load_image(data, spec, settings)
+    if parsed.image is not None:
+        return load_image(parsed.image, spec, settings)
+    sample = model.sample(parsed.body.sample)
+    cached = model.sample_inputs.get(sample.id)
+    if cached is None:
+        cached = model.sample_inputs[sample.id] = load_image(sample.path.read_bytes(), spec, settings)
+    return cached.clone()  # callers may mark it for gradients or change it; the cached one stays as made
 
 
 def prediction(model: LoadedModel, logits: Tensor, probabilities: Tensor | None = None) -> dict[str, Any]:

@@ -80,6 +80,21 @@ def test_same_image_as_file_raw_body_data_url_and_sample_id_gives_identical_answ
         assert answer == reference, form
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_a_samples_input_made_once_stays_the_uploaded_pngs_after_requests_that_use_it(
+        client: TestClient, pngs: dict[str, tuple[str, bytes]], model: str) -> None:
+    """The server keeps each sample's preprocessed input; attribution marks its input for gradients
+    and perturbs it (SmoothGrad, occlusion), and the next answer must not notice."""
+    sample, png = pngs[model]
+    uploaded = ok(client.post(f"/api/models/{model}/forward", files={"image": ("x.png", png, "image/png")}))
+    for method in ("saliency", "smoothgrad", "occlusion"):
+        ok(client.post(f"/api/models/{model}/attributions", json={"sample": sample, "method": method}))
+    for endpoint in ("forward", "backward", "forward"):
+        answer = ok(client.post(f"/api/models/{model}/{endpoint}", json={"sample": sample}))
+        assert answer["input"] == uploaded["input"], endpoint
+    assert ok(client.post(f"/api/models/{model}/forward", json={"sample": sample})) == uploaded
+
+
 @pytest.mark.parametrize("endpoint", ["forward", "backward"])
 @pytest.mark.parametrize("model", MODELS)
 def test_options_work_identically_as_query_params_form_fields_and_json_keys(
