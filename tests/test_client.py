@@ -1,8 +1,6 @@
 """`app/client.py` against a real uvicorn server, checked against the same models run in plain PyTorch."""
 
-import importlib
 import io
-import json
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -15,6 +13,7 @@ from torch import nn
 from app.client import (ConvScopeAPIError, ConvScopeClient, Encoding, ForwardResult, ImageInput,
                         InvalidRequestError, NotFoundError, Sample)
 from app.config import ROOT
+from tests.api.rebuild import plain_builtin
 
 MODELS = ["mnist-lenet", "fashion-tinyvgg"]
 SAMPLE = "test-00000"
@@ -29,11 +28,7 @@ def cs(live_server: str) -> Iterator[ConvScopeClient]:
 
 def plain_model(model_id: str) -> nn.Module:
     """The model rebuilt from its card and safetensors file alone, without ConvScope."""
-    card = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
-    module_name, class_name = card["architecture"]["factory"].split(":")
-    model: nn.Module = getattr(importlib.import_module(module_name), class_name)(**card["architecture"]["kwargs"])
-    model.load_state_dict(load_file(ROOT / "models" / card["weights"]))
-    return model.eval()
+    return plain_builtin(model_id)
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 MODELS = ("mnist-lenet", "fashion-tinyvgg")
 LOSSES = ("cross_entropy", "mse", "logit")
@@ -190,3 +190,18 @@ def rebuild(http: Any, model_id: str) -> Rebuilt:
             group[key] = tensor(body[key])
         params[layer["name"]] = group
     return Rebuilt(model_id, detail, params)
+
+
+def plain_builtin(model_id: str) -> nn.Module:
+    """A built-in model built from its card's factory and safetensors file alone, without ConvScope."""
+    import importlib
+    import json
+
+    from safetensors.torch import load_file
+
+    from app.config import ROOT
+    card = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
+    module_name, name = card["architecture"]["factory"].split(":")
+    net: nn.Module = getattr(importlib.import_module(module_name), name)(**card["architecture"]["kwargs"])
+    net.load_state_dict(load_file(ROOT / "models" / card["weights"]))
+    return net.eval()

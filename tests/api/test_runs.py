@@ -3,7 +3,6 @@ bit for bit, the run cache evicts by bytes and says so, and requests stay correc
 
 import asyncio
 import copy
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fastapi.testclient import TestClient
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from app.client import ConvScopeClient, NotFoundError, Sample
 from app.config import ROOT, Settings
 from app.main import create_app
-from tests.api.rebuild import MODELS, tensor, to_wire
+from tests.api.rebuild import MODELS, plain_builtin, tensor, to_wire
 from tests.nets import make
 
 NETS = ("residual", "resnet", "mixed", "inplace")  # tests/nets.py, served from model cards
@@ -35,15 +34,6 @@ def plain_thumbnail(t: Tensor, size: int) -> Tensor:
     if t.dim() == 1:
         return t if t.numel() <= 1024 else F.adaptive_avg_pool1d(t[None, None], 1024)[0, 0]
     return F.adaptive_avg_pool2d(t, (min(t.shape[1], size), min(t.shape[2], size)))
-
-
-def fresh_builtin(model_id: str) -> nn.Module:
-    """A built-in model built from its card's factory and safetensors file, without ConvScope."""
-    card = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
-    module_name, name = card["architecture"]["factory"].split(":")
-    net: nn.Module = getattr(importlib.import_module(module_name), name)(**card["architecture"]["kwargs"])
-    net.load_state_dict(load_file(ROOT / "models" / card["weights"]))
-    return net.eval()
 
 
 def plain_layers(net: nn.Module, x: Tensor) -> dict[str, Tensor]:
@@ -111,7 +101,7 @@ def get_layer(client: TestClient, model: str, run: str, layer: str, **query: str
 def case(name: str, client: TestClient, nets_client: TestClient) -> tuple[TestClient, str, dict[str, Any], nn.Module]:
     """(app, model id, image part of the request, a fresh plain-PyTorch copy of the model)."""
     if name in MODELS:
-        return client, name, {"sample": SAMPLE}, fresh_builtin(name)
+        return client, name, {"sample": SAMPLE}, plain_builtin(name)
     net, shape = make(name)
     torch.manual_seed(7)
     return nets_client, f"net-{name}", {"tensor": to_wire(torch.randn(shape))}, net
