@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 
 from app.config import Settings
 from app.errors import ImageTooLarge, InvalidImage, size_text
+from app.normalisation import normalise
 
 Array = npt.NDArray[np.float32]  # H, W, C pixels in [0, 255] unless said otherwise
 
@@ -277,9 +278,7 @@ def to_tensor(image: Image.Image, spec: InputSpec) -> torch.Tensor:
     if image.size != (spec.width, spec.height) or image.mode != spec.mode:
         raise ValueError(f"to_tensor takes prepare_image's output, not a {image.size} {image.mode}")
     pixels = _to_array(image).transpose(2, 0, 1) / 255  # C, H, W
-    mean = np.array(spec.mean, dtype=np.float32)[:, None, None]
-    std = np.array(spec.std, dtype=np.float32)[:, None, None]
-    return torch.from_numpy(np.ascontiguousarray((pixels - mean) / std)).unsqueeze(0)
+    return normalise(torch.from_numpy(np.ascontiguousarray(pixels)), spec.mean, spec.std).unsqueeze(0)
 
 
 def load_image(data: bytes, spec: InputSpec, settings: Settings) -> torch.Tensor:

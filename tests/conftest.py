@@ -11,10 +11,22 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
-from app.config import ROOT
+from app.config import ROOT, Settings
 from app.main import create_app
+from app.registry import set_threads
+
+
+@pytest.fixture(autouse=True, scope="session")
+def torch_threads() -> Iterator[None]:
+    """The whole suite computes with the server's intra-op thread count (CONVSCOPE_TORCH_THREADS,
+    default 1), so `CONVSCOPE_TORCH_THREADS=4 make test` checks every number at another count."""
+    before = torch.get_num_threads()
+    set_threads(Settings().torch_threads)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from app.config import ROOT
+from app.normalisation import normalise
 from models.data import FASHION_FILES, read_idx
 
 DatasetId = Literal["mnist", "fashion-mnist"]
@@ -77,9 +78,7 @@ class Data:
 
     def inputs(self, images: Tensor) -> Tensor:
         """uint8 [B, H, W] → the normalised float32 [B, 1, H, W] the models take."""
-        mean, std = float(self.info.input["mean"][0]), float(self.info.input["std"][0])
-        inputs: Tensor = (images.unsqueeze(1).float() / 255 - mean) / std
-        return inputs
+        return normalise(images.unsqueeze(1).float() / 255, self.info.input["mean"], self.info.input["std"])
 
 
 def full_fashion_files(folder: Path | None) -> dict[str, Path] | None:

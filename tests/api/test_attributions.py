@@ -26,12 +26,13 @@ from torch import nn
 from app.config import ROOT, Settings
 from app.engine.attribution import replica
 from app.engine.attribution.registry import METHODS
+from app.engine.graph import build_graph
 from app.main import create_app
 from tests.api.rebuild import MODELS, tensor, to_wire
 from tests.api.test_concurrency import drawn
 from tests.api.test_errors import PNG, check_error
 from tests.api.test_exact import drawn_png
-from tests.engine.attribution.reference import black, card_input, close, fresh, reference
+from tests.engine.attribution.reference import arguments, card_input, fresh, reference, same
 from tests.nets import make
 
 # What the API chooses when the request does not say (layers.default_layer, occlusion.default_window).
@@ -61,24 +62,6 @@ def chosen(method: str, model: str) -> dict[str, Any]:
     return dict(CHOSEN.get(method, {}))
 
 
-def reference_kwargs(method: str, model: str, options: dict[str, Any], x: torch.Tensor,
-                     spec: dict[str, Any]) -> dict[str, Any]:
-    """`reference`'s keyword arguments for these request options (defaults as the API documents them)."""
-    kwargs: dict[str, Any] = {}
-    if method in ("grad_cam", "guided_grad_cam"):
-        kwargs["layer"] = options.get("layer", DEFAULT_LAYER[model])  # module path = layer name here
-    if options.get("baseline") == "black":
-        kwargs["baseline"] = black(x, spec["mean"], spec["std"])
-    for key in ("steps", "samples", "stdevs", "seed"):
-        if key in options:
-            kwargs[key] = options[key]
-    if method == "occlusion":
-        side = max(1, round(min(x.shape[2:]) / 7))
-        kwargs["window"] = tuple(options.get("window", (side, side)))
-        kwargs["stride"] = tuple(options.get("stride", (max(1, side // 2),) * 2))
-    return kwargs
-
-
 def check_answer(served: dict[str, Any], model: str, method: str, target: int | None, options: dict[str, Any],
                  net: nn.Module, spec: dict[str, Any], classes: list[str]) -> None:
     """The served answer equals the reference computed on the input the API says it used."""
@@ -88,17 +71,21 @@ def check_answer(served: dict[str, Any], model: str, method: str, target: int | 
     expected = int(logits.argmax()) if target is None else target
     what = f"{model} {method} {options} target={target}"
     assert (served["method"], served["target"], served["label"]) == (method, expected, classes[expected]), what
-    assert served["score"] == pytest.approx(float(logits[expected]), abs=1e-5), what
+    # The same forward on the same float32 input, and JSON carries a float32 exactly: bit for bit.
+    assert served["score"] == float(logits[expected]), what
     assert served["prediction"]["index"] == int(logits.argmax()), what
-    attribution, cam = reference(method, net, x, expected, **reference_kwargs(method, model, options, x, spec))
-    close(tensor(served["attribution"]), attribution[0], what)
+    for key, value in options.items():
+        assert served["options"][key] == value, f"{what}: options.{key}"
+    if method == "occlusion" and "window" not in options:  # the documented default: a seventh of the shorter side
+        assert served["options"]["window"] == [max(1, round(min(x.shape[2:]) / 7))] * 2, what
+    kwargs = arguments(method, served["options"], x, spec["mean"], spec["std"], build_graph(net, list(x.shape[1:])))
+    attribution, cam = reference(method, net, x, expected, **kwargs)
+    same(tensor(served["attribution"]), attribution[0], what)
     if cam is None:
         assert served["layer"] is None and served["layer_attribution"] is None, what
     else:
         assert served["layer"] == options.get("layer", DEFAULT_LAYER[model]), what
-        close(tensor(served["layer_attribution"]), cam[0], f"{what}: layer_attribution")
-    for key, value in options.items():
-        assert served["options"][key] == value, f"{what}: options.{key}"
+        same(tensor(served["layer_attribution"]), cam[0], f"{what}: layer_attribution")
 
 
 def post(client: Any, model: str, **kwargs: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import math
 import operator
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from app.engine.attribution.layers import feature_layer
 from app.engine.graph import Graph
 from app.errors import InvalidRequest
+from app.normalisation import black
 
 # Captum announces on every call that it hooks the ReLUs (guided backprop, deconvolution); here they
 # are always a private replica's (replica.py), so the warning would only fill the server's log.
@@ -165,30 +166,31 @@ class Subject:
     graph: Graph
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    values_per_image: int = field(init=False)  # activation values of one forward, for batch sizes
-
-    def __post_init__(self) -> None:
-        count = math.prod(self.graph.input_shape) + sum(math.prod(layer.output_shape) for layer in self.graph.layers)
-        object.__setattr__(self, "values_per_image", max(1, count))
 
     def batch(self, count: int, backward: bool = True) -> int:
-        """How many of `count` inputs to run through the model at once (a forward and backward
-        keeps about three times the activations a forward alone does)."""
-        budget = BATCH_VALUES if backward else 3 * BATCH_VALUES
-        return max(1, min(count, budget // self.values_per_image))
+        """How many of `count` inputs to run through the model at once (see batch_size)."""
+        return batch_size(self.graph, count, backward)
 
     def baseline(self, kind: str, like: Tensor) -> Tensor:
         """The baseline input shaped like `like` [1, C, H, W]: zeros, or a black image normalised."""
         if kind == "zero":
             return torch.zeros_like(like).detach()
-        black = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], dtype=like.dtype)
-        return black.view(1, -1, 1, 1).expand_as(like).contiguous()
+        return black(like, self.mean, self.std).to(like.dtype)
 
     def layer(self, name: str | None) -> tuple[str, nn.Module]:
         """The layer `name` (default: layers.default_layer) and its module in the replica."""
         layer = feature_layer(self.graph, name)
         assert layer.module is not None
         return layer.name, self.model.get_submodule(layer.module)
+
+
+def batch_size(graph: Graph, count: int, backward: bool = True) -> int:
+    """How many of `count` inputs a method runs through the model at once: as many as BATCH_VALUES
+    activation values allow (a forward and backward keeps about three times the activations a
+    forward alone does). Tests hand the same number to Captum, so both sum in the same order."""
+    values_per_image = math.prod(graph.input_shape) + sum(math.prod(layer.output_shape) for layer in graph.layers)
+    budget = BATCH_VALUES if backward else 3 * BATCH_VALUES
+    return max(1, min(count, budget // max(1, values_per_image)))
 
 
 class Method(ABC):

@@ -5,6 +5,7 @@ for saliency and input × gradient. The engine's and the API's answers are check
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -14,6 +15,10 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from app.config import ROOT
+from app.engine.attribution.base import batch_size
+from app.engine.attribution.occlusion import positions
+from app.engine.graph import Graph
+from app.normalisation import black
 from app.registry import build_module
 
 
@@ -30,11 +35,6 @@ def card_input(model_id: str) -> dict[str, Any]:
     return dict(card["input"])
 
 
-def black(x: Tensor, mean: list[float], std: list[float]) -> Tensor:
-    """A black image (every pixel 0) after normalisation, shaped like x [1, C, H, W]."""
-    return ((torch.zeros_like(x) - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1))
-
-
 def input_gradient(model: nn.Module, x: Tensor, target: int) -> Tensor:
     leaf = x.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(model(leaf)[0, target], leaf)
@@ -44,8 +44,12 @@ def input_gradient(model: nn.Module, x: Tensor, target: int) -> Tensor:
 def reference(method: str, model: nn.Module, x: Tensor, target: int, *, layer: str | None = None,
               steps: int = 50, baseline: Tensor | None = None, samples: int = 20, stdevs: float = 0.5,
               seed: int = 0, window: tuple[int, int] = (4, 4), stride: tuple[int, int] = (2, 2),
-              ) -> tuple[Tensor, Tensor | None]:
-    """(attribution [1, C, H, W] or grad_cam's [1, 1, H, W], raw layer map [1, 1, h, w] or None)."""
+              batch: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """(attribution [1, C, H, W] or grad_cam's [1, 1, H, W], raw layer map [1, 1, h, w] or None).
+
+    `batch`: how many steps, samples or occlusions Captum runs through the model at once. Give
+    ConvScope's own choice (base.batch_size), so that both add up the same float32 numbers in the
+    same order and the answers can be compared bit for bit."""
     leaf = x.detach().clone().requires_grad_(True)
     module = model.get_submodule(layer) if layer is not None else None
     if method == "saliency":
@@ -53,7 +57,8 @@ def reference(method: str, model: nn.Module, x: Tensor, target: int, *, layer: s
     if method == "input_x_gradient":
         return x * input_gradient(model, x, target), None
     if method == "integrated_gradients":
-        return captum.IntegratedGradients(model).attribute(leaf, baselines=baseline, target=target, n_steps=steps), None
+        return captum.IntegratedGradients(model).attribute(leaf, baselines=baseline, target=target, n_steps=steps,
+                                                          internal_batch_size=batch), None
     if method == "grad_cam":
         cam = captum.LayerGradCam(model, module).attribute(leaf, target=target, relu_attributions=True)
         return F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False), cam
@@ -68,18 +73,41 @@ def reference(method: str, model: nn.Module, x: Tensor, target: int, *, layer: s
     if method == "smoothgrad":
         torch.manual_seed(seed)  # ConvScope seeds its own generator; the noise must be the same
         tunnel = captum.NoiseTunnel(captum.Saliency(model))
-        return tunnel.attribute(leaf, nt_type="smoothgrad", nt_samples=samples, stdevs=stdevs, target=target), None
+        return tunnel.attribute(leaf, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch,
+                                stdevs=stdevs, target=target), None
     if method == "occlusion":
         channels = x.shape[1]
         return captum.Occlusion(model).attribute(
             leaf, sliding_window_shapes=(channels, *window), strides=(channels, *stride),
-            baselines=0.0 if baseline is None else baseline, target=target), None
+            baselines=0.0 if baseline is None else baseline, target=target,
+            perturbations_per_eval=batch or 1), None
     raise AssertionError(f"no reference for {method!r}")
 
 
-def close(got: Tensor, expected: Tensor, what: str) -> None:
-    """Equal up to float32 rounding of a differently batched computation."""
+def arguments(method: str, used: Mapping[str, Any], x: Tensor, mean: Sequence[float], std: Sequence[float],
+              graph: Graph, module: Callable[[str], str] = str) -> dict[str, Any]:
+    """`reference`'s keyword arguments for the options an answer says it used (defaults filled in),
+    with the baseline and batch size made by the product's own definitions (app.normalisation,
+    base.batch_size): the comparison is then of the methods, not of two spellings of a constant.
+    `module` maps a layer name to its module path in the reference's model."""
+    kwargs: dict[str, Any] = {key: used[key] for key in ("steps", "samples", "stdevs", "seed") if key in used}
+    if "layer" in used:
+        kwargs["layer"] = module(used["layer"])
+    if used.get("baseline") == "black":
+        kwargs["baseline"] = black(x, mean, std)
+    if method == "occlusion":
+        kwargs["window"], kwargs["stride"] = tuple(used["window"]), tuple(used["stride"])
+        count = positions(tuple(x.shape[2:]), kwargs["window"], kwargs["stride"])
+        kwargs["batch"] = batch_size(graph, count, backward=False)
+    elif method in ("integrated_gradients", "smoothgrad"):
+        kwargs["batch"] = batch_size(graph, used["steps" if method == "integrated_gradients" else "samples"])
+    return kwargs
+
+
+def same(got: Tensor, expected: Tensor, what: str) -> None:
+    """Equal bit for bit: the product makes the same Captum or autograd call as the reference, on the
+    same float32 input, baseline and batch size, so the same operations run in the same order on
+    whatever CPU and thread count this is, and any difference at all is a difference in the method."""
     expected = expected.detach().to(torch.float32)
     assert list(got.shape) == list(expected.shape), f"{what}: shape {list(got.shape)} != {list(expected.shape)}"
-    scale = max(1.0, float(expected.abs().max()))
-    torch.testing.assert_close(got, expected, atol=2e-5 * scale, rtol=1e-4, msg=lambda m: f"{what}: {m}")
+    torch.testing.assert_close(got, expected, atol=0, rtol=0, msg=lambda m: f"{what}: {m}")

@@ -19,7 +19,7 @@ from app.engine.graph import Graph, build_graph
 from app.imaging import load_image
 from app.registry import load_card
 from models.lenet import LeNet
-from tests.engine.attribution.reference import black, close, fresh, reference
+from tests.engine.attribution.reference import arguments, fresh, reference, same
 from tests.nets import make
 
 SUBJECTS = ["mnist-lenet", "fashion-tinyvgg", "resnet", "residual", "softmax-lenet"]
@@ -94,28 +94,22 @@ def subjects() -> dict[str, Subject]:
             "resnet": small_net("resnet"), "residual": small_net("residual"), "softmax-lenet": softmax_lenet()}
 
 
-def chosen_options(method: str, s: Subject) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Non-default options for `method`, and the same as keyword arguments of `reference`."""
+def chosen_options(method: str, s: Subject) -> dict[str, Any]:
+    """Non-default options for `method`."""
     if method == "integrated_gradients":
-        return {"steps": 16, "baseline": "black"}, {"steps": 16, "baseline": black(s.x, s.mean, s.std)}
+        return {"steps": 16, "baseline": "black"}
     if method in ("grad_cam", "guided_grad_cam"):
-        return {"layer": s.convs[0]}, {"layer": s.module(s.convs[0])}
+        return {"layer": s.convs[0]}
     if method == "smoothgrad":
-        return {"samples": 8, "stdevs": 0.2, "seed": 7}, {"samples": 8, "stdevs": 0.2, "seed": 7}
+        return {"samples": 8, "stdevs": 0.2, "seed": 7}
     if method == "occlusion":
-        return ({"window": [3, 5], "stride": [2, 3], "baseline": "black"},
-                {"window": (3, 5), "stride": (2, 3), "baseline": black(s.x, s.mean, s.std)})
-    return {}, {}
-
-
-def default_options(method: str, s: Subject, name: str) -> dict[str, Any]:
-    """The reference's keyword arguments for ConvScope's defaults."""
-    if method in ("grad_cam", "guided_grad_cam"):
-        return {"layer": s.module(DEFAULT_LAYER[name])}
-    if method == "occlusion":
-        side = max(1, round(min(s.x.shape[2:]) / 7))
-        return {"window": (side, side), "stride": (max(1, side // 2),) * 2}
+        return {"window": [3, 5], "stride": [2, 3], "baseline": "black"}
     return {}
+
+
+def default_window(s: Subject) -> list[int]:
+    """Occlusion's documented default: a seventh of the input's shorter side, at least 1."""
+    return [max(1, round(min(s.x.shape[2:]) / 7))] * 2
 
 
 @pytest.mark.parametrize("variant", ["defaults", "chosen"])
@@ -127,24 +121,29 @@ def test_method_equals_captum_on_a_fresh_copy_of_the_model(subjects: dict[str, S
     with torch.no_grad():
         logits = s.fresh(s.x)[0]
     if variant == "defaults":
-        target, options, kwargs = None, {}, default_options(method, s, name)
+        target, options = None, {}
     else:
         target = (s.predicted + 3) % logits.shape[0]
-        options, kwargs = chosen_options(method, s)
+        options = chosen_options(method, s)
     found = explain(s.graph, s.x, method, target, options, s.mean, s.std)
     expected = s.predicted if target is None else target
     what = f"{name} {method} {variant}"
     assert found.method == method and found.target == expected, what
-    assert found.score == pytest.approx(float(logits[expected]), abs=1e-5), what
-    close(found.logits, logits, f"{what}: logits")
+    # The same forward on the same input as the reference's: bit for bit (see reference.same).
+    assert found.score == float(logits[expected]), what
+    same(found.logits, logits, f"{what}: logits")
+    assert all(found.options[key] == value for key, value in options.items()), f"{what}: {found.options}"
+    if method == "occlusion" and variant == "defaults":
+        assert found.options["window"] == default_window(s), what
+    kwargs = arguments(method, found.options, s.x, s.mean, s.std, s.graph, s.module)
     plain, cam = reference(method, s.fresh, s.x, expected, **kwargs)
-    close(found.attribution, plain[0], what)
+    same(found.attribution, plain[0], what)
     if cam is None:
         assert found.layer is None and found.layer_attribution is None, what
     else:
         assert found.layer == options.get("layer", DEFAULT_LAYER[name]), what
         assert found.layer_attribution is not None
-        close(found.layer_attribution, cam[0], f"{what}: layer_attribution")
+        same(found.layer_attribution, cam[0], f"{what}: layer_attribution")
     assert found.attribution.abs().sum() > 0, f"{what}: an all-zero map checks nothing"
 
 
