@@ -6,7 +6,7 @@ PORT ?= 8000
 MODELS_FILE ?=
 BIN = $(VENV)/bin
 
-.PHONY: install chromium run test data subsets train
+.PHONY: install chromium run test test-again data subsets train
 
 # Re-install whenever the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +34,15 @@ $(CHROMIUM):
 
 test: install chromium
 	$(BIN)/python -m pytest
+
+# The numeric tests (engine and API) once more as another machine would run them: another torch
+# thread count and a shuffled order (.ci/run does this after `make test`). SEED=N repeats an order;
+# THREADS=N picks the count.
+THREADS ?= 4
+SEED ?= $(shell date +%s)
+test-again: install
+	CONVSCOPE_TORCH_THREADS=$(THREADS) OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -p no:cacheprovider \
+		-p random_order --random-order-bucket=global --random-order-seed=$(SEED) tests/engine tests/api
 
 # Not needed to run or test: the raw data and the training of the built-in models.
 data: install

@@ -18,6 +18,15 @@ from app.config import ROOT, Settings
 from app.main import create_app
 from app.registry import set_threads
 
+# The suite is the same on every machine: settings exported in the shell that runs it (a models file,
+# a models folder, ...) would change what the in-process app and the live servers serve, and the full
+# Fashion-MNIST is used only where its Debian package happens to be installed. Only the thread count
+# (see torch_threads) and where the browser tests save screenshots may be chosen from outside.
+CHOSEN_FROM_OUTSIDE = {"CONVSCOPE_TORCH_THREADS", "CONVSCOPE_TEST_ARTIFACTS"}
+for _name in [name for name in os.environ if name.startswith("CONVSCOPE_") and name not in CHOSEN_FROM_OUTSIDE]:
+    del os.environ[_name]
+os.environ["CONVSCOPE_FASHION_MNIST_DIR"] = ""  # always the shipped subset; tests of the full set make their own
+
 
 @pytest.fixture(autouse=True, scope="session")
 def torch_threads() -> Iterator[None]:
