@@ -2,10 +2,11 @@
 
 Every page records console errors and uncaught exceptions; a test whose page logged any fails
 (tests that provoke an expected one, such as the 4xx of a bad upload, declare it with
-`console.allow`). Screenshots go to tests/browser/artifacts/ (git-ignored).
+`console.allow`). Screenshots go to tests/browser/artifacts/ (git-ignored), or the folder named by
+CONVSCOPE_TEST_ARTIFACTS; from a read-only checkout, to one under the system's temp dir (ui.artifacts).
 """
 
-import shutil
+import contextlib
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
-from tests.browser.ui import ARTIFACTS, Console
+from tests.browser.ui import Console, artifacts
 from tests.conftest import serving
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it with apt-get if missing
@@ -24,7 +25,9 @@ TIMEOUT_MS = 10_000
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # the screenshots of this run only
+    for old in artifacts().glob("*.png"):  # the screenshots of this run only (the folder may be the user's own)
+        with contextlib.suppress(OSError):
+            old.unlink()
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

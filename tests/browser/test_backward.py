@@ -9,9 +9,12 @@ import pytest
 from playwright.sync_api import Page
 
 from app.codec import decode
-from tests.browser.ui import open_page, query, shoot, varied
+from tests.browser.ui import assert_shown, open_page, query, shoot, varied
 
 DETAIL = "[data-view=detail]"
+# Exact `===`: the page shows String() of the loss the same server computes by the same code for the same
+# request, and String() and JSON carry a float64 (here a float32's value) exactly.
+SHOWS_LOSS = "loss => Number(document.querySelector('[data-view=loss]').dataset.loss) === loss"
 
 
 def served_backward(api: httpx.Client, model: str, sample: str, **options: Any) -> dict[str, Any]:
@@ -26,15 +29,15 @@ def shown_loss(page: Page) -> float:
     return float(page.get_attribute("[data-view=loss]", "data-loss") or "nan")
 
 
-def read_value(page: Page, channel: int, y: int, x: int) -> float:
-    """Point at (y, x) of a detail channel canvas and read the value the page says is there."""
+def read_value(page: Page, channel: int, y: int, x: int) -> str:
+    """Point at (y, x) of a detail channel canvas and read the value the page says is there, as shown."""
     canvas = page.locator(f"{DETAIL} .channels canvas[data-channel='{channel}']")
     box = canvas.bounding_box()
     assert box is not None
     rows, cols = canvas.evaluate("c => [c.height, c.width]")
     canvas.hover(position={"x": (x + 0.5) * box["width"] / cols, "y": (y + 0.5) * box["height"] / rows})
     text = page.text_content(f"{DETAIL} .readout") or ""
-    return float(text.rsplit(":", 1)[1])
+    return text.rsplit(":", 1)[1]
 
 
 @pytest.mark.parametrize("model", ["mnist-lenet", "fashion-tinyvgg"])
@@ -48,7 +51,8 @@ def test_backward_steps_from_the_output_to_the_input_showing_the_served_gradient
     assert query(page)["mode"] == "backward"
 
     served = served_backward(api, model, sample)
-    assert shown_loss(page) == pytest.approx(served["loss"], rel=1e-6)
+    # Exact: the page shows String() of the loss the same server computed by the same code for the same image.
+    assert shown_loss(page) == served["loss"]
     for i, layer in reversed(list(enumerate(network))):
         name = layer["name"]
         if i < len(network) - 1:
@@ -57,6 +61,8 @@ def test_backward_steps_from_the_output_to_the_input_showing_the_served_gradient
         gradient = decode(served["layers"][name]["activation_gradient"])
         maps = gradient.reshape(gradient.shape[0], -1) if gradient.dim() == 3 else gradient.reshape(1, -1)
         shown = varied(page, f"{DETAIL} .channels canvas")
+        # Exact `!=`: does a served map hold two values? Each is drawn on its own signed scale to its largest
+        # |value|, so two values take two colours unless they are within ~1/255 of that of each other.
         assert shown == [bool(m.min() != m.max()) for m in maps], f"{name}: blank gradient maps where the served ones vary"
         # The value under the pointer is the served gradient (the largest one, so it is not a zero).
         flat = gradient.abs().flatten().argmax().item()
@@ -65,7 +71,8 @@ def test_backward_steps_from_the_output_to_the_input_showing_the_served_gradient
             where = (flat // (h * w), flat // w % h, flat % w)
         else:
             where = (0, flat, 0)
-        assert read_value(page, *where) == pytest.approx(gradient[where if gradient.dim() == 3 else where[1]].item(), rel=1e-3, abs=1e-12)
+        # The readout is toPrecision(5) of the served float32: half a unit in its 5th significant digit.
+        assert_shown(read_value(page, *where), gradient[where if gradient.dim() == 3 else where[1]].item(), digits=5)
         if layer["parameters"]:
             page.wait_for_selector(f"{DETAIL} .grads figure[data-param=weight_gradient]")
             assert any(varied(page, f"{DETAIL} .grads figure[data-param=weight_gradient] canvas")) or \
@@ -89,8 +96,7 @@ def test_another_target_and_loss_give_the_served_loss_and_one_step_lowers_it(
     page.select_option("[data-view=mode] [data-control=target]", str(other))
     page.wait_for_function("t => new URLSearchParams(location.search).get('target') === t", arg=str(other))
     served = served_backward(api, model, sample, target=other)
-    page.wait_for_function("loss => Math.abs(Number(document.querySelector('[data-view=loss]').dataset.loss) - loss) < 1e-6 * Math.abs(loss)",
-                           arg=served["loss"])
+    page.wait_for_function(SHOWS_LOSS, arg=served["loss"])
     assert served["loss"] > 1, "a class the model does not see should cost a lot"
 
     # One step: SGD by default; the losses the page shows are the server's for the same step.
@@ -101,16 +107,17 @@ def test_another_target_and_loss_give_the_served_loss_and_one_step_lowers_it(
                                                        "layers": [layer]}).json()
     before = float(page.get_attribute(f"{DETAIL} [data-loss-before]", "data-loss-before") or "nan")
     after = float(page.get_attribute(f"{DETAIL} [data-loss-after]", "data-loss-after") or "nan")
-    assert before == pytest.approx(step["loss"], rel=1e-6)
-    assert after == pytest.approx(step["loss_after"], rel=1e-6)
+    # Exact: the page's step is the same request (its first asks for the server's default rate), so the
+    # same code on the same input; the losses are float32 values carried exactly by JSON and String().
+    assert before == step["loss"]
+    assert after == step["loss_after"]
     assert after < before
     assert page.locator(f"{DETAIL} .step-row[data-param=weight] figure").count() == 3
     shoot(page, "backward-step", DETAIL)
 
     page.select_option("[data-view=mode] [data-control=loss]", "mse")
     served = served_backward(api, model, sample, target=other, loss="mse")
-    page.wait_for_function("loss => Math.abs(Number(document.querySelector('[data-view=loss]').dataset.loss) - loss) < 1e-6 * Math.abs(loss)",
-                           arg=served["loss"])
+    page.wait_for_function(SHOWS_LOSS, arg=served["loss"])
     assert query(page)["loss"] == "mse"
 
     page.click("[data-view=mode] [data-mode=forward]")

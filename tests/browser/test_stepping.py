@@ -5,7 +5,6 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app.codec import decode
 from tests.browser.ui import open_page, overview_columns, query, shoot, varied
@@ -20,6 +19,7 @@ def served_variation(api: httpx.Client, model: str, sample: str) -> dict[str, li
     for name, tensor in body["layers"].items():
         values = decode(tensor).numpy()
         maps = values.reshape(values.shape[0], -1) if values.ndim == 3 else values.reshape(1, -1)
+        # Exact `!=`: each map is drawn on its own min..max, so two values show as two colours.
         out[name] = [bool(row.min() != row.max()) for row in maps]
     return out
 
@@ -33,14 +33,17 @@ def detail_layer(page: Page) -> str:
     return page.get_attribute("[data-view=detail]", "data-layer") or ""
 
 
+# Does the page have a lesson view for a layer type? Its own registry says (static/js/views/kinds.js).
+HAS_LESSON = "async type => !!(await (await import('/static/js/views/kinds.js')).viewFor(type))"
+
+
 def settle(page: Page, layer: dict[str, Any]) -> None:
-    """Let the detail view's slower parts (parameters, the lesson for the layer type) arrive before a screenshot."""
+    """Let the detail view's slower parts (parameters, the lesson for the layer type) arrive before a
+    screenshot: waited for where the page has them, however long they take, and not at all where not."""
     if layer["parameters"]:
         page.wait_for_selector("[data-view=detail] .params figure")
-    try:
-        page.wait_for_selector("[data-view=detail] .lesson > *", timeout=1500)
-    except PlaywrightTimeout:
-        pass  # a layer type without a lesson view: the screenshot shows the maps only
+    if page.evaluate(HAS_LESSON, layer["type"]):
+        page.wait_for_selector("[data-view=detail] .lesson > *")
 
 
 @pytest.mark.parametrize("model", MODELS)

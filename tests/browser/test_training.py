@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.ui import Console, shoot, varied
+from tests.browser.ui import Console, shoot, to_fixed, varied
 from tests.conftest import serving
 
 LIVE = "[data-view=live]"
@@ -98,6 +98,7 @@ def test_a_run_grows_its_curves_and_progress_live_and_ends_with_the_served_numbe
         ["relu", "sigmoid", "tanh", "leaky_relu"]
     for optimizer in options["optimizers"]:
         page.select_option("#lab-optimizer", optimizer["id"])
+        # Exact: the field shows the rate to 6 significant digits (labels.js rate), and no default has more.
         assert float(page.input_value("#lab-learning_rate")) == optimizer["learning_rate"]
     page.select_option("#lab-optimizer", "adam")
     assert "subset" in (page.text_content("#lab-dataset option[value=mnist]") or "")
@@ -127,13 +128,15 @@ def test_a_run_grows_its_curves_and_progress_live_and_ends_with_the_served_numbe
     assert page.get_attribute("[data-view=accuracy-chart]", "data-points") == str(len(steps))
     assert page.get_attribute("[data-view=loss-chart]", "data-test-points") == str(len(tests) + 1)
     assert page.get_attribute("[data-view=progress]", "value") == "1"
-    # The numbers shown are the served ones, exactly.
+    # The numbers shown are the served ones, exactly: data-value is String() of the JSON number, which reads back.
     for key in ("loss", "accuracy", "test_loss", "test_accuracy"):
         shown = page.get_attribute(f"{LIVE} [data-metric={key}]", "data-value")
         assert shown is not None and float(shown) == body[key], key
     row = f"[data-view=runs] tr[data-run='{run}']"
-    assert float(page.get_attribute(f"{row} td.accuracy", "data-value") or "nan") == body["test_accuracy"]
-    assert f"{body['test_accuracy'] * 100:.1f} %" in (page.text_content(f"{LIVE} [data-metric=test_accuracy]") or "")
+    assert float(page.get_attribute(f"{row} td.accuracy", "data-value") or "nan") == body["test_accuracy"]  # String()
+    # The text is (v * 100).toFixed(1): the same float64 product, rounded as JavaScript rounds it.
+    shown_accuracy = page.text_content(f"{LIVE} [data-metric=test_accuracy]") or ""
+    assert f"{to_fixed(body['test_accuracy'] * 100, 1)} %" in shown_accuracy
     # The first layer's kernels: LeNet's conv1, 6 of 5×5, drawn from the last snapshot.
     kernels = [e for e in history if e.get("kernels")]
     assert kernels[-1]["kernels"]["shape"] == [6, 1, 5, 5]
@@ -164,7 +167,9 @@ def test_two_runs_overlaid_in_the_compare_chart_with_their_settings_in_the_legen
     assert status.startswith("Queued") or served(api, first)["status"] == "done", status
     shoot(page, "training-queued", LIVE)
     wait_status(page, "done", second)
-    assert page.get_attribute(f"[data-view=runs] tr[data-run='{first}']", "data-status") == "done"
+    # The first run's row is not streamed: it turns "done" at the list's next look (every 2 s), which can come
+    # after the second run, a few seconds long, has ended; so wait for it rather than read it at once.
+    page.wait_for_selector(f"[data-view=runs] tr[data-run='{first}'][data-status=done]")
 
     page.check(f"[data-view=runs] tr[data-run='{first}'] [data-control=compare]")
     page.wait_for_selector("[data-view=compare-chart][data-series='1']")
@@ -184,7 +189,7 @@ def test_two_runs_overlaid_in_the_compare_chart_with_their_settings_in_the_legen
     assert page.get_attribute("[data-view=compare-chart]", "data-series") == "2"
     for run in (first, second):
         shown = page.text_content(f"[data-view=compare-legend] li[data-run='{run}'] .value") or ""
-        assert f"{served(api, run)['test_accuracy'] * 100:.1f} %" in shown
+        assert f"{to_fixed(served(api, run)['test_accuracy'] * 100, 1)} %" in shown  # curves.js: (v * 100).toFixed(1)
     shoot(page, "training-compare")
 
     # The runs live on the server: a reload lists them, still compared (the URL says which).

@@ -1,14 +1,34 @@
 """Driving the page the way a person does, and reading back what it shows."""
 
+import functools
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from playwright.sync_api import Page
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).parent / "artifacts"  # the default; CONVSCOPE_TEST_ARTIFACTS chooses another
+
+
+@functools.cache
+def artifacts() -> Path:
+    """The folder screenshots go to: $CONVSCOPE_TEST_ARTIFACTS or tests/browser/artifacts, or, where that
+    cannot be written (a read-only checkout), one under the system's temp dir."""
+    for folder in (Path(os.environ.get("CONVSCOPE_TEST_ARTIFACTS") or ARTIFACTS),
+                   Path(tempfile.gettempdir()) / "convscope-test-artifacts"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()  # writable, not only present
+            return folder
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(prefix="convscope-test-artifacts-"))
 
 
 @dataclass
@@ -35,12 +55,24 @@ def open_page(page: Page, base_url: str, query: str = "") -> Page:
 
 def shoot(page: Page, name: str, selector: str | None = None) -> None:
     """Save a screenshot of the page, or of one view, as a test artifact."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+    path = artifacts() / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
     if selector:
         page.locator(selector).screenshot(path=path)
     else:
         page.screenshot(path=path, full_page=True)
+
+
+def assert_shown(text: str, value: float, digits: int) -> None:
+    """`text`, the page's `value.toPrecision(digits)`, is `value` rounded to `digits` significant digits:
+    within half a unit of the last digit shown (compared exactly, as fractions)."""
+    half_unit = Fraction(10) ** (Decimal(value).adjusted() - digits + 1) / 2 if value else Fraction(0)
+    assert abs(Fraction(text.strip()) - Fraction(value)) <= half_unit, f"{text!r} is not {value!r} to {digits} digits"
+
+
+def to_fixed(value: float, digits: int) -> str:
+    """JavaScript's `value.toFixed(digits)`: the exact binary value rounded half away from zero (Python's
+    format rounds half to even, so the two differ on a tie such as 81.25 → "81.3" against "81.2")."""
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 def mark_result(page: Page) -> None:
