@@ -15,6 +15,7 @@ from models.data import CACHE, load_fashion, load_mnist
 
 CARDS = sorted((ROOT / "models").glob("*.json"))
 LOADERS = {"mnist-lenet": load_mnist, "fashion-tinyvgg": load_fashion}
+FLIPS = 2  # held-out predictions that a reordered float32 sum may turn at a near-tie
 
 
 def test_both_builtin_models_ship() -> None:
@@ -59,7 +60,9 @@ def test_accuracy_claims_hold_on_the_raw_data() -> None:
         x = (test.images.float().unsqueeze(1) / 255 - mean) / std
         with torch.no_grad():
             accuracy = (model.graph.module(x).argmax(1) == test.labels).float().mean().item()
-        assert accuracy == pytest.approx(model.card["test_accuracy"], abs=2e-3)
+        # The card rounds to 4 decimals; another batch split or CPU may reorder the logits' sums, which can flip
+        # a prediction only at a near-tie (a margin within ~1e-6 of the logits): allow FLIPS of those.
+        assert accuracy == pytest.approx(model.card["test_accuracy"], abs=5e-5 + FLIPS / len(test.labels))
         for sample in model.card["samples"]:  # shipped PNGs are the held-out images, pixel for pixel
             index = int(sample["id"].removeprefix("test-"))
             png = torch.from_numpy(np.array(Image.open(card_path.parent / sample["file"])))

@@ -148,7 +148,7 @@ def test_normalisation_matches_mean_and_std() -> None:
     expected = torch.tensor(pixels(image), dtype=torch.float32).permute(2, 0, 1) / 255
     mean, std = torch.tensor(spec.mean)[:, None, None], torch.tensor(spec.std)[:, None, None]
     expected = (expected - mean) / std
-    assert torch.allclose(to_tensor(image, spec), expected[None], atol=1e-6)
+    assert torch.equal(to_tensor(image, spec), expected[None])  # the same float32 /255, - mean, / std: bit for bit
 
 
 def test_to_tensor_rejects_an_unprepared_image() -> None:
@@ -181,7 +181,7 @@ def test_resize_crop_keeps_aspect_ratio() -> None:
     image = pixels(prepare_image(wide, InputSpec(1, 50, 50, (0.5,), (0.5,))))
     rows, cols = np.nonzero(image < 128)
     assert rows.max() - rows.min() + 1 == 20 and cols.max() - cols.min() + 1 == 20  # still square
-    assert abs(rows.mean() - 24.5) < 0.5 and abs(cols.mean() - 24.5) < 0.5
+    assert rows.mean() == 24.5 and cols.mean() == 24.5  # rows and columns 15..34: integer means, exact
 
 
 def paper_photo(draw: Any, size: tuple[int, int] = (600, 450)) -> bytes:
@@ -194,6 +194,9 @@ def paper_photo(draw: Any, size: tuple[int, int] = (600, 450)) -> bytes:
 
 
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(row, column) of an 8-bit image's centre of mass. The framing shifts an 8-bit patch by a whole number of
+    pixels, round(13.5 - its centre of mass), so the result's is within half a pixel of 13.5; the sums are of
+    integers, exact on both sides."""
     rows, cols = np.indices(image.shape)
     return float((rows * image).sum() / image.sum()), float((cols * image).sum() / image.sum())
 
@@ -210,7 +213,7 @@ def test_mnist_digit_photo_of_ink_on_paper_becomes_a_centred_light_digit() -> No
     rows, cols = np.nonzero(digit)
     assert rows.max() - rows.min() + 1 == 20  # the taller side fills the box
     row, col = centre_of_mass(digit)
-    assert abs(row - 13.5) <= 1 and abs(col - 13.5) <= 1
+    assert abs(row - 13.5) <= 0.5 and abs(col - 13.5) <= 0.5  # see centre_of_mass
 
 
 def test_mnist_digit_lopsided_seven_is_centred_by_mass_not_box() -> None:
@@ -218,7 +221,7 @@ def test_mnist_digit_lopsided_seven_is_centred_by_mass_not_box() -> None:
     data = paper_photo(lambda d: d.line(seven, fill=(20, 20, 20), width=30))
     digit = pixels(prepare_image(decode_image(data, SETTINGS), MNIST))
     row, col = centre_of_mass(digit)
-    assert abs(row - 13.5) <= 1 and abs(col - 13.5) <= 1
+    assert abs(row - 13.5) <= 0.5 and abs(col - 13.5) <= 0.5  # see centre_of_mass
     rows, cols = np.nonzero(digit)
     assert rows.min() + rows.max() != 27  # the box is off-centre, as MNIST's were
 
@@ -250,7 +253,8 @@ def test_exact_size_dark_image_passes_unchanged() -> None:
     image = prepare_image(decode_image(encode(Image.fromarray(sample), "PNG"), SETTINGS), MNIST)
     assert np.array_equal(pixels(image), sample)
     tensor = load_image(encode(Image.fromarray(sample), "PNG"), MNIST, SETTINGS)
-    assert torch.allclose(tensor[0, 0], (torch.tensor(sample) / 255 - 0.1307) / 0.3081)
+    # Bit for bit: float32 /255, then - mean and / std with both cast to float32, as normalise does.
+    assert torch.equal(tensor[0, 0], (torch.tensor(sample) / 255 - 0.1307) / 0.3081)
 
 
 def test_exact_size_light_image_is_only_inverted() -> None:

@@ -14,6 +14,7 @@ from app.registry import Registry
 from app.training.datasets import Catalogue, full_fashion_files
 from app.training.runs import FINAL, MAX_PAUSE_SECONDS, Run, RunManager
 from app.training.schemas import RunSettings
+from models.data import FASHION_SYSTEM_DIR
 
 SHORT = {"train_size": 64, "batch_size": 32, "steps": 2}
 LONG = {"train_size": 6000, "batch_size": 32, "steps": 15000}
@@ -117,10 +118,11 @@ def test_shutdown_cancels_queued_and_running_runs_joins_their_threads_and_cleans
         runs.submit(RunSettings(**SHORT))
 
 
-@pytest.mark.skipif(full_fashion_files(Settings().fashion_mnist_dir) is None,
+# The package's own folder, not Settings()'s: the suite sets CONVSCOPE_FASHION_MNIST_DIR="" (tests/conftest.py).
+@pytest.mark.skipif(full_fashion_files(FASHION_SYSTEM_DIR) is None,
                     reason="the Debian package dataset-fashion-mnist is not installed")
 def test_the_full_fashion_mnist_is_trained_on_when_installed(settings: Settings) -> None:
-    full = Settings()
+    full = dataclasses.replace(settings, fashion_mnist_dir=FASHION_SYSTEM_DIR)
     runs = RunManager(full, Registry(), Catalogue(full.data_dir, full.fashion_mnist_dir))
     try:
         info = runs.catalogue.info("fashion-mnist")
@@ -132,18 +134,38 @@ def test_the_full_fashion_mnist_is_trained_on_when_installed(settings: Settings)
         runs.shutdown()
 
 
+class Clock:
+    """A stand-in for the `time` module that only moves when slept on: no wall clock, so no load can change it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.naps: list[tuple[float, float]] = []  # (when, how long) of every sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.naps.append((self.now, seconds))
+        self.now += seconds
+
+
 def test_between_steps_training_waits_while_requests_compute_but_not_for_ever(
-        settings: Settings, catalogue: Catalogue) -> None:
+        settings: Settings, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.training.runs as runs_module
+
     busy = {"now": True}
     runs = RunManager(settings, Registry(), catalogue, requests_busy=lambda: busy["now"])
     try:
-        started = time.monotonic()
-        runs._give_way()
-        assert MAX_PAUSE_SECONDS <= time.monotonic() - started < MAX_PAUSE_SECONDS + 0.5
-        busy["now"] = False
-        started = time.monotonic()
-        runs._give_way()
-        assert time.monotonic() - started < MAX_PAUSE_SECONDS
+        with monkeypatch.context() as patch:
+            clock = Clock()
+            patch.setattr(runs_module, "time", clock)
+            runs._give_way()  # busy for ever: it waits up to the deadline, and no nap starts after it
+            assert clock.now >= MAX_PAUSE_SECONDS and all(when < MAX_PAUSE_SECONDS for when, _ in clock.naps)
+            busy["now"] = False
+            clock = Clock()
+            patch.setattr(runs_module, "time", clock)
+            runs._give_way()  # not busy: it only yields the GIL
+            assert clock.naps == [(0.0, 0)]
     finally:
         runs.shutdown()
 
