@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 
 # `make run MODELS_FILE=examples/resnet18.toml` serves your own models too (README: Bring your own model).
 run: install
-	$(if $(MODELS_FILE),$(BIN)/convscope serve --models-file '$(MODELS_FILE)',$(BIN)/uvicorn app.main:app) \
+	$(if $(MODELS_FILE),$(BIN)/convscope serve --models-file '$(MODELS_FILE)',$(BIN)/uvicorn convscope.main:app) \
 		--host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's Chromium through Playwright (never Playwright's own browser
@@ -46,12 +46,12 @@ test-again: install
 
 # Not needed to run or test: the raw data and the training of the built-in models.
 data: install
-	$(BIN)/python -m models.data fetch
+	$(BIN)/python -m models.training.data fetch
 
 # The dataset subsets shipped in data/ for the training lab (data/README.md), rebuilt from the cache.
 subsets: data
-	$(BIN)/python -m models.subsets
+	$(BIN)/python -m models.training.subsets
 
 train: data
-	$(BIN)/python -m models.train mnist-lenet
-	$(BIN)/python -m models.train fashion-tinyvgg
+	$(BIN)/python -m models.training.train mnist-lenet
+	$(BIN)/python -m models.training.train fashion-tinyvgg

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from convscope.optimizers import OptimizerName as Optimizer
+
 Encoding = Literal["json", "base64"]
 Loss = Literal["cross_entropy", "mse", "logit"]
-Optimizer = Literal["sgd", "momentum", "adam", "rmsprop", "adagrad"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.errors import InvalidRequest
+from convscope.errors import InvalidRequest
 
 Encoding = Literal["json", "base64"]
 WireDtype = Literal["float32", "float16"]

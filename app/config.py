@@ -4,8 +4,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convscope.resources import folder
+
 PREFIX = "CONVSCOPE_"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _int(name: str, default: int) -> int:
@@ -29,7 +30,7 @@ class Settings:
     max_upload_bytes: int = field(default_factory=lambda: _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
     max_image_pixels: int = field(default_factory=lambda: _int("MAX_IMAGE_PIXELS", 40_000_000))
     models_dir: Path = field(
-        default_factory=lambda: Path(os.environ.get(PREFIX + "MODELS_DIR", ROOT / "models"))
+        default_factory=lambda: Path(os.environ.get(PREFIX + "MODELS_DIR", folder("models")))
     )
     # A TOML file of the user's own models, served after the built-ins (app/models_file.py); none if empty.
     models_file: Path | None = field(default_factory=lambda: _optional_path("MODELS_FILE", ""))
@@ -53,7 +54,7 @@ class Settings:
     # Runs remembered (with their trained models); past that the oldest finished run is forgotten.
     training_max_runs: int = field(default_factory=lambda: _int("TRAINING_MAX_RUNS", 50))
     # The dataset subsets shipped with the project (data/README.md).
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get(PREFIX + "DATA_DIR", ROOT / "data")))
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get(PREFIX + "DATA_DIR", folder("data"))))
     # The full Fashion-MNIST, used instead of the subset when its IDX files are here (the Debian
     # package dataset-fashion-mnist puts them there); an empty value means: always the subset.
     fashion_mnist_dir: Path | None = field(default_factory=lambda: _optional_path(

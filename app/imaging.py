@@ -12,9 +12,9 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageOps
 
-from app.config import Settings
-from app.errors import ImageTooLarge, InvalidImage, size_text
-from app.normalisation import normalise
+from convscope.config import Settings
+from convscope.errors import ImageTooLarge, InvalidImage, size_text
+from convscope.normalisation import normalise
 
 Array = npt.NDArray[np.float32]  # H, W, C pixels in [0, 255] unless said otherwise
 

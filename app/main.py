@@ -1,4 +1,4 @@
-"""The ASGI app: `uvicorn app.main:app`. Loads the models once, maps every error to a JSON sentence."""
+"""The ASGI app: `uvicorn convscope.main:app`. Loads the models once, maps every error to a JSON sentence."""
 
 import asyncio
 import json
@@ -16,14 +16,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.api import api_router, pages
-from app.config import ROOT, Settings, get_settings
-from app.engine.cache import RunCache
-from app.errors import ConvScopeError, ModelsFileError
-from app.models_file import load_registry
-from app.registry import Registry, set_threads
-from app.training.datasets import Catalogue
-from app.training.runs import RunManager
+from convscope.api import api_router, pages
+from convscope.config import Settings, get_settings
+from convscope.engine.cache import RunCache
+from convscope.errors import ConvScopeError, ModelsFileError
+from convscope.models_file import load_registry
+from convscope.registry import Registry, set_threads
+from convscope.resources import folder
+from convscope.training.datasets import Catalogue
+from convscope.training.runs import RunManager
 
 log = logging.getLogger("convscope")
 
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.add_exception_handler(Exception, unexpected_error)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"])
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=folder("static")), name="static")
     app.include_router(api_router)
     app.include_router(pages.router)
     return app

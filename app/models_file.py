@@ -33,12 +33,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from app.config import Settings
-from app.errors import ConvScopeError, ModelsFileError, UntraceableModel
-from app.imaging import FRAMINGS, decode_image
-from app.factory import FactoryError, build, first_line
-from app.registry import LoadedModel, Registry, from_module
-from app.weights import WEIGHT_SUFFIXES, WeightsError, load_weights
+from convscope.config import Settings
+from convscope.errors import ConvScopeError, ModelsFileError, UntraceableModel
+from convscope.factory import FactoryError, build, first_line
+from convscope.imaging import FRAMINGS, decode_image
+from convscope.registry import LoadedModel, Registry, from_module
+from convscope.weights import WEIGHT_SUFFIXES, WeightsError, load_weights
 
 log = logging.getLogger("convscope")
 
@@ -67,6 +67,8 @@ REQUIRED = {
     "std": "std = [0.229, 0.224, 0.225] (one per channel)",
     "classes": 'classes = ["cat", "dog"], or classes = "classes.txt" with one name per line',
 }
+COMMAND_LINE = "the command line"  # where `convscope serve --model` models come from, in messages and cards
+INDICES = "class indices"  # where the classes of an entry without any come from: 0, 1, ... K-1
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
@@ -100,11 +102,15 @@ class Entry:
         return f"model '{self.id}' (entry {self.index})"
 
 
-def load_registry(settings: Settings) -> Registry:
-    """The models to serve: the built-ins (unless settings.builtins is false), then the models file's."""
+def load_registry(settings: Settings, tables: Sequence[dict[str, Any]] = ()) -> Registry:
+    """The models to serve: the built-ins (unless settings.builtins is false), then the models file's, then
+    those of `tables` (`convscope serve --model`: paths from the current folder, classes 0, 1, ... by default)."""
     models = list(Registry.from_folder(settings.models_dir)) if settings.builtins else []
     if settings.models_file is not None:
         models += load_models_file(settings.models_file, settings, taken=[m.id for m in models])
+    if tables:
+        models += load_tables(tables, COMMAND_LINE, Path.cwd(), settings, [m.id for m in models],
+                              class_indices=True)
     return Registry(models)
 
 
@@ -113,29 +119,36 @@ def load_models_file(path: Path, settings: Settings, taken: Sequence[str] = ()) 
 
     `taken`: ids already served (the built-ins), which no entry may reuse."""
     path = Path(path).expanduser()
-    tables = _read(path)
+    return load_tables(_read(path), path, path.resolve().parent, settings, taken)
+
+
+def load_tables(tables: Sequence[dict[str, Any]], source: str | Path, folder: Path, settings: Settings,
+                taken: Sequence[str] = (), class_indices: bool = False) -> list[LoadedModel]:
+    """The models of [[models]] tables as a models file holds them (or as `convscope serve --model` makes
+    one); `source` names where they come from in messages, and paths are relative to `folder`.
+    `class_indices`: a table without classes names its classes 0, 1, ... (the command line's default)."""
     entries: list[Entry] = []
     problems: list[str] = []
     for index, table in enumerate(tables, 1):
-        checked = _check(index, table, path.resolve().parent)
+        checked = _check(index, table, folder, class_indices)
         if isinstance(checked, Entry):
             entries.append(checked)
         else:
             problems += checked
     problems += _duplicates(entries, taken)
     if problems:
-        raise ModelsFileError(path, problems)
+        raise ModelsFileError(source, problems)
     models = []
     for entry in entries:
         start = time.perf_counter()
         try:
-            models.append(_load(entry, path, settings))
+            models.append(_load(entry, source, folder, settings))
         except Problem as exc:
             problems.append(f"{entry.where}: {exc}")
             continue
-        log.info("Loaded %s from %s in %.1f s", entry.id, path, time.perf_counter() - start)
+        log.info("Loaded %s from %s in %.1f s", entry.id, source, time.perf_counter() - start)
     if problems:
-        raise ModelsFileError(path, problems)
+        raise ModelsFileError(source, problems)
     return models
 
 
@@ -167,8 +180,8 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return models
 
 
-def _check(index: int, table: dict[str, Any], folder: Path) -> Entry | list[str]:
-    """The entry with every field checked, or all of its mistakes."""
+def _check(index: int, table: dict[str, Any], folder: Path, class_indices: bool = False) -> Entry | list[str]:
+    """The entry with every field checked, or all of its mistakes (see load_tables for class_indices)."""
     raw_id = table.get("id")
     where = f"model '{raw_id}' (entry {index})" if isinstance(raw_id, str) and raw_id else f"entry {index}"
     problems: list[str] = []
@@ -198,7 +211,10 @@ def _check(index: int, table: dict[str, Any], folder: Path) -> Entry | list[str]
     channels = shape[0] if shape else None
     mean = field("mean", lambda v: _per_channel("mean", v, channels))
     std = field("std", lambda v: _per_channel("std", v, channels, positive=True))
-    classes = field("classes", lambda v: _classes(v, folder))
+    if class_indices and "classes" not in table:
+        classes: tuple[list[str], str] | None = ([], INDICES)  # counted once the model is built (_load)
+    else:
+        classes = field("classes", lambda v: _classes(v, folder))
     texts = {key: field(key, partial(_text, key), "") for key in ("name", "description", "dataset")}
     framing = field("framing", _framing, "resize-crop")
     samples = field("samples", lambda v: _samples(v, folder, classes[0] if classes else None), [])
@@ -385,7 +401,7 @@ def _duplicates(entries: list[Entry], taken: Sequence[str]) -> list[str]:
     return problems
 
 
-def _load(entry: Entry, path: Path, settings: Settings) -> LoadedModel:
+def _load(entry: Entry, source: str | Path, folder: Path, settings: Settings) -> LoadedModel:
     """Build, weight, trace and check one entry's model; Problem on the first thing that fails."""
     for sample_id, file, _ in entry.samples:
         try:
@@ -398,19 +414,20 @@ def _load(entry: Entry, path: Path, settings: Settings) -> LoadedModel:
             load_weights(module, entry.weights)
     except (FactoryError, WeightsError) as exc:
         raise Problem(str(exc)) from None
+    classes = entry.classes or [str(k) for k in range(_scores(module.eval(), entry.input))]
     card: dict[str, Any] = {
         "id": entry.id, "name": entry.name or entry.id, "description": entry.description,
-        "architecture": {"factory": entry.factory, "kwargs": entry.kwargs}, "classes": entry.classes,
+        "architecture": {"factory": entry.factory, "kwargs": entry.kwargs}, "classes": classes,
         "input": {"channels": entry.input[0], "height": entry.input[1], "width": entry.input[2],
                   "mean": list(entry.mean), "std": list(entry.std), "framing": entry.framing},
         "samples": [{"id": i, "file": str(f), "label": label} for i, f, label in entry.samples],
-        "models_file": str(path)}
+        "models_file": str(source)}
     if entry.weights is not None:
         card["weights"] = str(entry.weights)
     if entry.dataset:
         card["dataset"] = {"name": entry.dataset}
     try:
-        model = from_module(card, module, path.parent)
+        model = from_module(card, module, folder)
     except UntraceableModel as exc:
         raise Problem(f"{exc.detail}. ConvScope draws a model from its torch.fx trace: write that part of forward "
                       "without Python control flow on tensor values (torch.where, for example).") from None
@@ -421,8 +438,23 @@ def _load(entry: Entry, path: Path, settings: Settings) -> LoadedModel:
     return model
 
 
+def _scores(module: torch.nn.Module, shape: tuple[int, int, int]) -> int:
+    """How many class scores the model outputs for one blank input of `shape`, or Problem."""
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(1, *shape))
+    except Exception as exc:  # the user's forward, on the input they named
+        raise Problem(f"a forward of a blank {list(shape)} input raised {type(exc).__name__}: {first_line(exc)}. "
+                      "Check that --input is the [C, H, W] the model was built for.") from None
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
+        raise Problem("forward must return one tensor of class scores [1, K] for a [1, C, H, W] input.")
+    return int(out.shape[1])
+
+
 def _check_outputs(entry: Entry, model: LoadedModel) -> None:
     """The number of class scores, measured with one forward of a blank input, is that of classes."""
+    if entry.classes_from == INDICES:
+        return  # counted from the same forward
     with torch.no_grad():
         out: Tensor = model.graph.module(torch.zeros(1, *entry.input, dtype=model.graph.dtype))
     scores = out.shape[1]

@@ -1,6 +1,5 @@
 """The models ConvScope serves, by id: each a model card, its weights, and its layer graph."""
 
-import importlib
 import json
 import threading
 from collections.abc import Iterator
@@ -12,9 +11,10 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from app.engine.graph import Graph, build_graph
-from app.errors import NotFound
-from app.imaging import InputSpec
+from convscope.engine.graph import Graph, build_graph
+from convscope.errors import NotFound
+from convscope.factory import build
+from convscope.imaging import InputSpec
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,11 @@ class LoadedModel:
             raise NotFound(f"Model '{self.id}' has no sample called '{sample_id}'. Its samples are: {known}.") from None
 
 
-def build_module(factory: str, kwargs: dict[str, Any]) -> nn.Module:
-    """Import "package.module:callable" and call it with kwargs."""
-    module_name, _, attr = factory.partition(":")
-    module: nn.Module = getattr(importlib.import_module(module_name), attr)(**kwargs)
-    return module
-
-
 def load_card(card_path: Path) -> LoadedModel:
     """Build the model a card describes, load its safetensors weights, trace it."""
     card = json.loads(card_path.read_text())
     folder = card_path.parent
-    module = build_module(card["architecture"]["factory"], card["architecture"].get("kwargs", {}))
+    module = build(card["architecture"]["factory"], card["architecture"].get("kwargs", {}))
     module.load_state_dict(load_file(folder / card["weights"]))
     return from_module(card, module, folder)
 

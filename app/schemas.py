@@ -5,6 +5,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from convscope.engine.summary import MAX_THUMBNAIL, THUMBNAIL
+from convscope.optimizers import MAX_LR, MOMENTUM, OptimizerName, rates
+
 Loss = Literal["cross_entropy", "mse", "logit"]
 
 
@@ -125,7 +128,7 @@ class ImageSource(BaseModel):
 class SummaryOptions(BaseModel):
     summary: bool = Field(False, description=(
         "large models: per-layer summaries (shape, min, max, mean, std, thumbnail) instead of every tensor"))
-    thumbnail: int = Field(8, ge=1, le=32, description=(
+    thumbnail: int = Field(THUMBNAIL, ge=1, le=MAX_THUMBNAIL, description=(
         "with summary: a [C, H, W] tensor's thumbnail side; each channel is average-pooled to at most this"))
 
     @field_validator("thumbnail", mode="before")
@@ -215,14 +218,27 @@ class BackwardResponse(BaseModel):
 
 # --- One optimizer step (POST /api/models/{model}/step) ---------------------------------------
 
-Optimizer = Literal["sgd", "momentum", "adam", "rmsprop", "adagrad"]
+Optimizer = OptimizerName
+
+
+class OptimizerEntry(BaseModel):
+    id: Optimizer
+    name: str = Field(examples=["SGD with momentum"])
+    description: str
+    step_learning_rate: float = Field(description="the default of POST /api/models/{model}/step")
+    training_learning_rate: float = Field(description="the default of a training run")
+    settings: dict[str, Any] = Field(description="its torch.optim arguments besides lr", examples=[{"momentum": 0.9}])
+
+
+class Optimizers(BaseModel):
+    optimizers: list[OptimizerEntry]
 
 
 class StepOptions(GradientOptions):
     layers: list[str] | None = Field(None, description="the layers to update (default: every layer with parameters)")
-    optimizer: Optimizer = Field("sgd", description="momentum is SGD with momentum 0.9")
-    lr: float | None = Field(None, gt=0, le=10, allow_inf_nan=False, description=(
-        "learning rate (default: sgd 0.01, momentum 0.01, adam 0.001, rmsprop 0.0001, adagrad 0.001)"))
+    optimizer: Optimizer = Field("sgd", description=f"momentum is SGD with momentum {MOMENTUM}")
+    lr: float | None = Field(None, gt=0, le=MAX_LR, allow_inf_nan=False, description=(
+        f"learning rate (default: {rates('step_lr')})"))
 
     @field_validator("lr", mode="before")
     @classmethod

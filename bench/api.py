@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from app.codec import decode, encode
-from app.config import ROOT
-from app.registry import build_module
+from convscope.codec import decode, encode
+from convscope.config import ROOT
+from convscope.factory import build
 
 IDLE_S = 0.2  # "cold": the pause before each request, long enough for idle threads to sleep (DESIGN.md)
 FORWARD_AIM_MS = 3.0  # forward with every layer: within 3 ms of plain PyTorch, for mnist-lenet
@@ -90,7 +90,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`uvicorn app.main:app` as the README runs it, with default settings, on a free port."""
+    """`uvicorn convscope.main:app` as the README runs it, with default settings, on a free port."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -99,7 +99,7 @@ class Server:
         self.log = tempfile.TemporaryFile()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONVSCOPE_")}  # default settings
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "uvicorn", "convscope.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -167,7 +167,7 @@ def plain_model(model_id: str) -> torch.nn.Module:
     """The model exactly as its card describes it, loaded with plain PyTorch: no hooks, no fx."""
     card = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
     arch = card["architecture"]
-    module = build_module(arch["factory"], arch.get("kwargs", {}))
+    module = build(arch["factory"], arch.get("kwargs", {}))
     module.load_state_dict(load_file(ROOT / "models" / card["weights"]))
     return module.eval()
 
@@ -256,11 +256,11 @@ def asgi_post(app: Any, path: str, body: bytes) -> Callable[[], Any]:
 
 def breakdown(client: httpx.Client, model_id: str, warm: int) -> list[str]:
     """Where the time of a forward with every layer goes: each step the server takes, timed alone."""
-    from app.api.inference import forward_body, input_tensor, prediction
-    from app.api.inputs import Parsed, _json, validate
-    from app.engine import probe
-    from app.main import create_app
-    from app.schemas import ForwardRequest
+    from convscope.api.inference import forward_body, input_tensor, prediction
+    from convscope.api.inputs import Parsed, _json, validate
+    from convscope.engine import probe
+    from convscope.main import create_app
+    from convscope.schemas import ForwardRequest
 
     app = create_app()
     base = f"/api/models/{model_id}"

@@ -31,16 +31,16 @@ import torch
 from captum import attr as captum
 from torch import Tensor, nn
 
-from app.codec import decode, encode
-from app.config import ROOT
-from app.engine.attribution import replica
-from app.engine.attribution.base import Subject
-from app.engine.attribution.explain import explain
-from app.engine.attribution.layers import default_layer
-from app.engine.attribution.occlusion import default_stride, default_window, positions
-from app.engine.attribution.registry import METHODS
-from app.registry import LoadedModel, load_card
 from bench.api import Server, Timing, plain_model
+from convscope.codec import decode, encode
+from convscope.config import ROOT
+from convscope.engine.attribution import replica
+from convscope.engine.attribution.base import Subject
+from convscope.engine.attribution.explain import explain
+from convscope.engine.attribution.layers import default_layer
+from convscope.engine.attribution.occlusion import default_stride, default_window, positions
+from convscope.engine.attribution.registry import METHODS
+from convscope.registry import LoadedModel, load_card
 
 AIM_MODEL, AIM = "fashion-tinyvgg", 1.2  # issue 5: through HTTP within 1.2x of the Captum call, every method
 

@@ -41,7 +41,7 @@ if __package__ in (None, ""):  # `python bench/browser.py`: make `app` importabl
 import httpx
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from app.config import ROOT
+from convscope.config import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -97,9 +97,9 @@ def free_port() -> int:
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    """`uvicorn app.main:app` on a free port, as `make run` starts it; returns (process, base URL)."""
+    """`uvicorn convscope.main:app` on a free port, as `make run` starts it; returns (process, base URL)."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "convscope.main:app", "--host", "127.0.0.1",
                                "--port", str(port), "--log-level", "warning"], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

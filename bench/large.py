@@ -50,9 +50,9 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from app.config import ROOT
-from app.registry import build_module
 from bench.api import Server, free_port
+from convscope.config import ROOT
+from convscope.factory import build
 
 MODELS_FILE = ROOT / "examples" / "resnet18.toml"  # the model served and benchmarked: its first entry
 OVERVIEW_AIM = (3.0, 300.0)  # summary forward within 3× the plain forward + 300 ms
@@ -68,7 +68,7 @@ def first_entry(models_file: Path) -> dict[str, Any]:
 
 def plain_model(entry: dict[str, Any], folder: Path) -> nn.Module:
     """The entry's model built with plain PyTorch from its factory, kwargs and weights: no fx, no hooks."""
-    model = build_module(entry["factory"], entry.get("kwargs", {}))
+    model = build(entry["factory"], entry.get("kwargs", {}))
     if "weights" in entry:
         path = folder / entry["weights"]
         if path.suffix == ".safetensors":
@@ -91,7 +91,7 @@ class ModelsFileServer(Server):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONVSCOPE_")}
         env["CONVSCOPE_MODELS_FILE"] = str(models_file)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "uvicorn", "convscope.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def memory(self, key: str) -> int:

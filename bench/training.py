@@ -36,13 +36,14 @@ if __package__ in (None, ""):  # `python bench/training.py`: make `app`, `models
 import httpx
 import torch
 
-from app.config import ROOT, Settings
-from app.registry import Registry, set_threads
-from app.training.datasets import Catalogue
-from app.training.nets import ACTIVATIONS, OPTIMIZERS
-from app.training.runs import FINAL, Run, RunManager
-from app.training.schemas import RunSettings
 from bench.api import Server, Timing, free_port, measure
+from convscope.config import ROOT, Settings
+from convscope.optimizers import OPTIMIZERS
+from convscope.registry import Registry, set_threads
+from convscope.training.datasets import Catalogue
+from convscope.training.nets import ACTIVATIONS
+from convscope.training.runs import FINAL, Run, RunManager
+from convscope.training.schemas import RunSettings
 
 ONE_EPOCH = {"dataset": "mnist", "architecture": "lenet", "pooling": "max", "batch_size": 32, "epochs": 1}
 
@@ -78,7 +79,7 @@ def accuracy_table(seeds: int) -> None:
                 runs = [train(manager, {**ONE_EPOCH, **body, "seed": seed}) for seed in range(seeds)]
                 seen[key] = ([float(r.metrics["test_accuracy"] or 0) for r in runs], [epoch_seconds(r) for r in runs])
             accuracies, seconds = seen[key]
-            lr = OPTIMIZERS[body["optimizer"]].learning_rate
+            lr = OPTIMIZERS[body["optimizer"]].training_lr
             print(f"| {kind} | {choice} | {body['activation']} | {body['optimizer']} ({lr:g}) | "
                   f"{statistics.mean(accuracies):.2%} | {min(accuracies):.1%} … {max(accuracies):.1%} | "
                   f"{statistics.median(seconds):.2f} |", flush=True)
@@ -117,7 +118,7 @@ class LabServer(Server):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONVSCOPE_")}
         env["CONVSCOPE_TRAINING_NICE"] = str(nice)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "uvicorn", "convscope.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
 

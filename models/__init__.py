@@ -1,1 +1,2 @@
-"""ConvScope's built-in models: definitions, training, and the data they are trained on."""
+"""The built-in models (installed as convscope.models): definitions, weights, model cards, samples. Their
+training tools are in models/training/, which stays in the repository."""

@@ -2,7 +2,7 @@
 
 from torch import Tensor, nn
 
-from models.lenet import ACTIVATIONS, POOLS
+from convscope.models.lenet import ACTIVATIONS, POOLS
 
 
 class TinyVGG(nn.Module):

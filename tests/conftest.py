@@ -14,9 +14,10 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.config import ROOT, Settings
-from app.main import create_app
-from app.registry import set_threads
+from convscope.config import Settings
+from convscope.main import create_app
+from convscope.registry import set_threads
+from tests import ROOT
 
 # The suite is the same on every machine: settings exported in the shell that runs it (a models file,
 # a models folder, ...) would change what the in-process app and the live servers serve, and the full
@@ -51,11 +52,11 @@ def free_port() -> int:
 
 
 def start_server(*extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """`uvicorn app.main:app` as the README runs it, on a free port, with `env` added to the
+    """`uvicorn convscope.main:app` as the README runs it, on a free port, with `env` added to the
     environment (CONVSCOPE_* settings); returns (process, base URL)."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), *extra],
+        [sys.executable, "-m", "uvicorn", "convscope.main:app", "--host", "127.0.0.1", "--port", str(port), *extra],
         # A file, not a pipe: nobody reads a pipe while tests run, and a full pipe (~64 kB of
         # access log) would freeze the server on its next write.
         cwd=ROOT, stdout=tempfile.TemporaryFile(), stderr=subprocess.STDOUT,

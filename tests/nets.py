@@ -179,8 +179,8 @@ def settle_batch_norm(model: nn.Module, input_shape: list[int], batches: int = 4
 
 def make(name: str) -> tuple[nn.Module, list[int]]:
     """A fresh, seeded, eval-mode instance of a test or built-in network, and its input [C, H, W]."""
-    from models.lenet import LeNet
-    from models.tinyvgg import TinyVGG
+    from convscope.models.lenet import LeNet
+    from convscope.models.tinyvgg import TinyVGG
 
     torch.manual_seed(0)
     if name == "residual":

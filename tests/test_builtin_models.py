@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from app.config import ROOT, Settings
-from app.imaging import load_image
-from app.registry import load_card
-from models.data import CACHE, load_fashion, load_mnist
+from convscope.config import Settings
+from convscope.imaging import load_image
+from convscope.registry import load_card
+from models.training.data import CACHE, load_fashion, load_mnist
+from tests import ROOT
 
 CARDS = sorted((ROOT / "models").glob("*.json"))
 LOADERS = {"mnist-lenet": load_mnist, "fashion-tinyvgg": load_fashion}

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.cli import parser, settings_from
-from app.config import ROOT
+from convscope.cli import parser, settings_from
+from tests import ROOT
 from tests.conftest import free_port
 
 EXAMPLE = "examples/resnet18.toml"
@@ -20,7 +20,7 @@ SCRIPT = Path(sys.executable).with_name("convscope")  # installed by `pip instal
 
 def convscope(*args: str) -> list[str]:
     """The console script if this environment has it, else the same main() through `python -m`."""
-    return [str(SCRIPT), *args] if SCRIPT.exists() else [sys.executable, "-m", "app.cli", *args]
+    return [str(SCRIPT), *args] if SCRIPT.exists() else [sys.executable, "-m", "convscope.cli", *args]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +29,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_console_script_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"] == {"convscope": "app.cli:main"}
+    assert project["scripts"] == {"convscope": "convscope.cli:main"}
 
 
 def test_check_prints_one_line_per_model(tmp_path: Path) -> None:
@@ -97,3 +97,50 @@ def test_serve_answers_with_the_builtins_and_the_example_then_stops() -> None:
     output = log.read().decode()
     assert "INFO:     Loaded resnet18 from examples/resnet18.toml in " in output
     assert "Application shutdown complete." in output and "Traceback" not in output
+
+
+MYNET = ("import torch\nfrom torch import nn\n\n\ndef make():\n    torch.manual_seed(0)\n"
+         "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))\n")
+
+
+def user_project(folder: Path) -> Path:
+    """A project of the user's own, with packages named `app` and `models` (models/mynet.py: make())."""
+    for package in ("app", "models"):
+        (folder / package).mkdir()
+        (folder / package / "__init__.py").write_text("")
+    (folder / "models" / "mynet.py").write_text(MYNET)
+    return folder
+
+
+def test_check_one_model_named_on_the_command_line_from_the_users_folder(tmp_path: Path) -> None:
+    project = user_project(tmp_path)
+    done = subprocess.run(convscope("check", "--model", "models.mynet:make", "--input", "1,28,28", "--name", "My net"),
+                          cwd=project, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "My-net: 4 layers, 27,090 parameters, input 1×28×28, 10 classes, 0 samples; factory models.mynet:make, "
+        "weights as the factory made them",
+        done.stdout.splitlines()[1]]
+    assert done.stdout.splitlines()[1].startswith("the command line: 1 model(s) ready to serve, loaded in ")
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--input", "1,28,28"], "--input describes the model of --model MODULE:FACTORY, which is missing."),
+    (["--model", "models.mynet:make"], "--model needs --input C,H,W"),
+    (["--model", "models.mynet:make", "--input", "1,28,28", "--classes", "a,b"],
+     "the model outputs 10 class scores, but 'classes' names 2 classes"),
+    (["--model", "models.mynet:make", "--input", "3,28,28"], "Check that --input is the [C, H, W]"),
+    (["--model", "models.mynet:make", "--input", "1,28,x"], "'1,28,x' is not a comma-separated list of ints"),
+])
+def test_a_half_or_wrong_model_on_the_command_line_is_a_sentence_and_status_2(tmp_path: Path, args: list[str],
+                                                                              words: str) -> None:
+    done = subprocess.run(convscope("check", *args), cwd=user_project(tmp_path), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_version_from_the_script_and_from_python_minus_m() -> None:
+    for command in (convscope("--version"), [sys.executable, "-m", "convscope", "--version"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.strip() == "convscope 0.1.0", done

@@ -10,9 +10,17 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
-from app.client import (ConvScopeAPIError, ConvScopeClient, Encoding, ForwardResult, ImageInput,
-                        InvalidRequestError, NotFoundError, Sample)
-from app.config import ROOT
+from convscope.client import (
+    ConvScopeAPIError,
+    ConvScopeClient,
+    Encoding,
+    ForwardResult,
+    ImageInput,
+    InvalidRequestError,
+    NotFoundError,
+    Sample,
+)
+from tests import ROOT
 from tests.api.rebuild import plain_builtin
 
 MODELS = ["mnist-lenet", "fashion-tinyvgg"]

@@ -10,9 +10,10 @@ import torch
 from fastapi.testclient import TestClient
 from torch import Tensor, nn
 
-from app.config import ROOT, Settings
-from app.main import create_app
+from convscope.config import Settings
+from convscope.main import create_app
 from examples.resnet18 import BasicBlock, resnet18
+from tests import ROOT
 from tests.api.rebuild import plain_loss, tensor
 
 TOML = ROOT / "examples" / "resnet18.toml"

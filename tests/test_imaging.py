@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFile
 
-from app.config import Settings
-from app.errors import ImageTooLarge, InvalidImage
-from app.imaging import InputSpec, decode_image, load_image, prepare_image, to_tensor
+from convscope.config import Settings
+from convscope.errors import ImageTooLarge, InvalidImage
+from convscope.imaging import InputSpec, decode_image, load_image, prepare_image, to_tensor
 
 SETTINGS = Settings()
 MNIST = InputSpec(1, 28, 28, mean=(0.1307,), std=(0.3081,), framing="mnist-digit")

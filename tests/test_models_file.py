@@ -16,11 +16,12 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from app.config import ROOT, Settings
-from app.errors import ModelsFileError
-from app.main import create_app
-from app.models_file import KEYS, load_models_file, load_registry
-from app.registry import LoadedModel
+from convscope.config import Settings
+from convscope.errors import ModelsFileError
+from convscope.main import create_app
+from convscope.models_file import KEYS, load_models_file, load_registry
+from convscope.registry import LoadedModel
+from tests import ROOT
 from tests.nets import ResidualNet, settle_batch_norm
 
 HERE = "tests.test_models_file"
@@ -422,7 +423,7 @@ def test_classes_file_with_an_empty_line_says_which(tmp_path: Path) -> None:
 
 
 def test_model_that_cannot_take_its_input_shape(tmp_path: Path) -> None:
-    message = only_problem(write(tmp_path, entry(factory="models.lenet:LeNet")))
+    message = only_problem(write(tmp_path, entry(factory="convscope.models.lenet:LeNet")))
     assert message.startswith("model 'mine' (entry 1): LeNet cannot run on an input of shape [3, 12, 12]")
     assert message.endswith("Check that input [3, 12, 12] is the [C, H, W] the model was built for, and that forward "
                             "returns one tensor of class scores [1, K].")

@@ -1,4 +1,4 @@
-"""`uvicorn app.main:app` — the README's run command — starts and answers, as a real server."""
+"""`uvicorn convscope.main:app` — the README's run command — starts and answers, as a real server."""
 
 import httpx
 

@@ -5,18 +5,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.api.deps import ModelDep, RegistryDep, SettingsDep
-from app.api.errors import responses
-from app.api.inference import compute, input_tensor, prediction
-from app.api.inputs import Parsed, parse
-from app.api.serialize import json_response
-from app.codec import encode
-from app.config import Settings
-from app.engine.attribution.base import ALL_OPTIONS, Option
-from app.engine.attribution.explain import explain
-from app.engine.attribution.registry import METHODS, OPTION_NAMES, describe
-from app.registry import LoadedModel
-from app.schemas import AttributionMethods, AttributionOption, AttributionRequest, AttributionResponse
+from convscope.api.deps import ModelDep, RegistryDep, SettingsDep
+from convscope.api.errors import responses
+from convscope.api.inference import compute, input_tensor, prediction
+from convscope.api.inputs import Parsed, parse
+from convscope.api.serialize import json_response
+from convscope.codec import encode
+from convscope.config import Settings
+from convscope.engine.attribution.base import ALL_OPTIONS, Option
+from convscope.engine.attribution.explain import explain
+from convscope.engine.attribution.registry import METHODS, OPTION_NAMES, describe
+from convscope.registry import LoadedModel
+from convscope.schemas import AttributionMethods, AttributionOption, AttributionRequest, AttributionResponse
 
 router = APIRouter(tags=["attributions"])
 PAIR_TEXT = {"type": "string", "pattern": r"^\s*\d+\s*(,\s*\d+\s*)?$"}  # a pair in a query or form field: 5 or 5,7

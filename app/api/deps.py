@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.config import Settings
-from app.engine.cache import RunCache
-from app.registry import LoadedModel, Registry
-from app.training.runs import Run, RunManager
+from convscope.config import Settings
+from convscope.engine.cache import RunCache
+from convscope.registry import LoadedModel, Registry
+from convscope.training.runs import Run, RunManager
 
 
 # `async def`, though nothing here awaits: FastAPI runs a plain `def` dependency in its thread pool,

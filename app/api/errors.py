@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from app.schemas import ErrorBody
+from convscope.schemas import ErrorBody
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

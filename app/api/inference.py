@@ -7,21 +7,29 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from torch import Tensor
 
-from app.api.deps import ModelDep, SettingsDep
-from app.api.errors import responses
-from app.api.inputs import Parsed, parse
-from app.api.serialize import json_response
-from app.codec import decode, encode
-from app.config import Settings
-from app.engine import probe
-from app.engine.cache import RunCache
-from app.engine.step import DEFAULT_LR, MAX_LR, OPTIMIZERS, take_step
-from app.engine.summary import summarize
-from app.errors import Busy, InvalidRequest
-from app.imaging import load_image
-from app.registry import LoadedModel
-from app.schemas import (BackwardRequest, BackwardResponse, ForwardRequest, ForwardResponse, ImageSource, StepRequest,
-                         StepResponse)
+from convscope.api.deps import ModelDep, SettingsDep
+from convscope.api.errors import responses
+from convscope.api.inputs import Parsed, parse
+from convscope.api.serialize import json_response
+from convscope.codec import decode, encode
+from convscope.config import Settings
+from convscope.engine import probe
+from convscope.engine.cache import RunCache
+from convscope.engine.step import take_step
+from convscope.engine.summary import MAX_THUMBNAIL, THUMBNAIL, summarize
+from convscope.errors import Busy, InvalidRequest
+from convscope.imaging import load_image
+from convscope.optimizers import MAX_LR, OPTIMIZERS, rates
+from convscope.registry import LoadedModel
+from convscope.schemas import (
+    BackwardRequest,
+    BackwardResponse,
+    ForwardRequest,
+    ForwardResponse,
+    ImageSource,
+    StepRequest,
+    StepResponse,
+)
 
 router = APIRouter(prefix="/models", tags=["inference"], responses=responses(404, 413, 415, 422, 429))
 
@@ -36,17 +44,16 @@ def request_body_doc(schema: type[ImageSource]) -> dict[str, Any]:
     if schema in (ForwardRequest, BackwardRequest):
         options |= {"summary": ({"type": "boolean", "default": False},
                                 "per-layer summaries and thumbnails instead of every tensor"),
-                    "thumbnail": ({"type": "integer", "minimum": 1, "maximum": 32, "default": 8},
+                    "thumbnail": ({"type": "integer", "minimum": 1, "maximum": MAX_THUMBNAIL, "default": THUMBNAIL},
                                   "with summary: thumbnail side (each channel pooled to at most this × this)")}
     if schema in (BackwardRequest, StepRequest):
         options |= {"target": ({"type": "integer", "minimum": 0}, "class index (default: the predicted class)"),
                     "loss": ({"type": "string", "enum": ["cross_entropy", "mse", "logit"]}, "the loss to differentiate")}
     if schema is StepRequest:
-        rates = ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LR.items())
         options |= {"layers": ({"type": "string"}, "comma-separated layers to update (default: all with parameters)"),
                     "optimizer": ({"type": "string", "enum": list(OPTIMIZERS)}, "a fresh torch.optim optimizer"),
                     "lr": ({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_LR},
-                           f"learning rate (default: {rates})")}
+                           f"learning rate (default: {rates('step_lr')})")}
     query = options | {"sample": ({"type": "string"}, "a shipped sample's id, as the image (then no body is needed)")}
     parameters = [{"name": name, "in": "query", "required": False, "schema": kind, "description": text}
                   for name, (kind, text) in query.items()]

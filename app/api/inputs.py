@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from app.config import Settings
-from app.errors import ImageTooLarge, InvalidRequest, UnsupportedMediaType, size_text
-from app.schemas import ImageSource
+from convscope.config import Settings
+from convscope.errors import ImageTooLarge, InvalidRequest, UnsupportedMediaType, size_text
+from convscope.schemas import ImageSource
 
 Body = TypeVar("Body", bound=ImageSource)
 Schema = TypeVar("Schema", bound=BaseModel)

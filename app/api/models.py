@@ -6,14 +6,23 @@ import torch
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
-from app.api.deps import ModelDep, RegistryDep
-from app.api.errors import responses
-from app.api.serialize import json_response
-from app.codec import Encoding, WireDtype, encode
-from app.errors import InvalidRequest, NotFound
-from app.registry import LoadedModel
-from app.schemas import (InputInfo, LayerInfo, LayerScope, ModelDetail, ModelList, ModelSummary, SampleInfo, SampleList,
-                         Weights)
+from convscope.api.deps import ModelDep, RegistryDep
+from convscope.api.errors import responses
+from convscope.api.serialize import json_response
+from convscope.codec import Encoding, WireDtype, encode
+from convscope.errors import InvalidRequest, NotFound
+from convscope.registry import LoadedModel
+from convscope.schemas import (
+    InputInfo,
+    LayerInfo,
+    LayerScope,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    SampleInfo,
+    SampleList,
+    Weights,
+)
 
 # 422 declared so that FastAPI does not document its default HTTPValidationError list instead.
 router = APIRouter(prefix="/models", tags=["models"], responses=responses(404, 422))

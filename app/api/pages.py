@@ -4,10 +4,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from app.config import ROOT
+from convscope.resources import folder
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=ROOT / "templates")
+templates = Jinja2Templates(directory=folder("templates"))
 
 
 @router.get("/", response_class=HTMLResponse)

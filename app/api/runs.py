@@ -6,14 +6,14 @@ import anyio
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from app.api.deps import ModelDep, RunCacheDep
-from app.api.errors import responses
-from app.api.serialize import json_response
-from app.codec import Encoding, WireDtype, encode
-from app.engine.cache import Run, RunCache
-from app.errors import InvalidRequest, NotFound
-from app.registry import LoadedModel
-from app.schemas import RunLayer
+from convscope.api.deps import ModelDep, RunCacheDep
+from convscope.api.errors import responses
+from convscope.api.serialize import json_response
+from convscope.codec import Encoding, WireDtype, encode
+from convscope.engine.cache import Run, RunCache
+from convscope.errors import InvalidRequest, NotFound
+from convscope.registry import LoadedModel
+from convscope.schemas import RunLayer
 
 INPUT = "input"  # the model's input, as layers' `inputs` name it
 

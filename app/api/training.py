@@ -10,16 +10,31 @@ import torch
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import RunDep, TrainingDep
-from app.api.errors import responses
-from app.api.serialize import json_response
-from app.codec import Encoding
-from app.training.events import Event
-from app.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, POOLINGS, build_net
-from app.training.runs import FINAL, Run, RunManager
-from app.training.schemas import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_STEP_EVENTS, ArchitectureInfo, ChoiceInfo,
-                                  DatasetInfoOut, Limits, OptimizerInfo, RunDetail, RunList, RunSettings,
-                                  RunSummary, RunUrls, Status, TrainingOptions)
+from convscope.api.deps import RunDep, TrainingDep
+from convscope.api.errors import responses
+from convscope.api.serialize import json_response
+from convscope.codec import Encoding
+from convscope.optimizers import OPTIMIZERS
+from convscope.training.events import Event
+from convscope.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, POOLINGS, build_net
+from convscope.training.runs import FINAL, Run, RunManager
+from convscope.training.schemas import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_STEP_EVENTS,
+    ArchitectureInfo,
+    ChoiceInfo,
+    DatasetInfoOut,
+    Limits,
+    OptimizerInfo,
+    RunDetail,
+    RunList,
+    RunSettings,
+    RunSummary,
+    RunUrls,
+    Status,
+    TrainingOptions,
+)
 
 # 422 on every route, as on the models router: so that FastAPI documents the project's error body,
 # not its default validation error list (test_openapi checks that every route declares an error).
@@ -63,7 +78,7 @@ def options(training: TrainingDep) -> TrainingOptions:
         architectures=[ArchitectureInfo(id=a.id, name=a.name, description=a.description,
                                         parameter_count=_parameter_count(a.id)) for a in ARCHITECTURES.values()],
         activations=_choices(ACTIVATIONS), poolings=_choices(POOLINGS), losses=_choices(LOSSES),
-        optimizers=[OptimizerInfo(id=o.id, name=o.name, description=o.description, learning_rate=o.learning_rate)
+        optimizers=[OptimizerInfo(id=o.id, name=o.name, description=o.description, learning_rate=o.training_lr)
                     for o in OPTIMIZERS.values()],
         defaults=RunSettings(),
         limits=Limits(max_steps=s.training_max_steps, max_seconds=s.training_max_seconds, max_epochs=MAX_EPOCHS,

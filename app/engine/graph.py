@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 from torch.fx import GraphModule, Node
 
-from app.engine.calls import CALLS, is_inplace
-from app.engine.kinds import classify
-from app.engine.runner import Runner, ShapeProp
-from app.errors import InvalidRequest, NotFound, UntraceableModel
+from convscope.engine.calls import CALLS, is_inplace
+from convscope.engine.kinds import classify
+from convscope.engine.runner import Runner, ShapeProp
+from convscope.errors import InvalidRequest, NotFound, UntraceableModel
 
 __all__ = ["Graph", "Layer", "Runner", "build_graph"]  # Runner: re-exported for existing imports
 

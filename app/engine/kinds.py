@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx import Node
 
-from app.engine.calls import OPERATOR_INPLACE, bind
+from convscope.engine.calls import OPERATOR_INPLACE, bind
 
 # Vocabulary types of leaf modules by isinstance, and of functions by identity of the fx target.
 _MODULES: tuple[tuple[type[nn.Module], str], ...] = (

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.fx import Node
 
-from app.engine.graph import Graph
-from app.engine.runner import Runner
-from app.errors import InvalidRequest
+from convscope.engine.graph import Graph
+from convscope.engine.runner import Runner
+from convscope.errors import InvalidRequest
 
 LOSSES = ("cross_entropy", "mse", "logit")
 

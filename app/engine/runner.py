@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor
 from torch.fx import GraphModule, Interpreter, Node
 
-from app.engine.calls import CALLS, arg_nodes
+from convscope.engine.calls import CALLS, arg_nodes
 
 
 class Runner(Interpreter):

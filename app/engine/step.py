@@ -14,30 +14,16 @@ gradient's size; Adagrad's is lr·sign(g) too, and RMSprop's lr·g/√((1-alpha)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from app.engine import probe
-from app.engine.graph import Graph
-from app.errors import InvalidRequest
-
-# name -> (torch.optim class, its settings besides lr: PyTorch's defaults spelled out, and a
-# momentum of 0.9 for "momentum")
-OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]]] = {
-    "sgd": (torch.optim.SGD, {}),
-    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
-    "adam": (torch.optim.Adam, {"betas": (0.9, 0.999), "eps": 1e-8}),
-    "rmsprop": (torch.optim.RMSprop, {"alpha": 0.99, "eps": 1e-8}),
-    "adagrad": (torch.optim.Adagrad, {"eps": 1e-10}),
-}
-# One image, one step: rates at which the first step visibly moves the kernels and, for the
-# built-in models, lowers the loss (the sign-like first steps of Adam, Adagrad and RMSprop need less).
-DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "adam": 0.001, "rmsprop": 0.0001, "adagrad": 0.001}
-MAX_LR = 10.0
+from convscope.engine import probe
+from convscope.engine.graph import Graph
+from convscope.errors import InvalidRequest
+from convscope.optimizers import MAX_LR, OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -72,12 +58,13 @@ class StepResult:
 def take_step(graph: Graph, x: Tensor, target: int | None = None, loss: str = "cross_entropy",
               optimizer: str = "sgd", lr: float | None = None, layers: Iterable[str] | None = None) -> StepResult:
     """Update the chosen layers' parameters (default: every layer that has any) once, with a fresh
-    `optimizer` at rate `lr` (default: DEFAULT_LR), from the gradient of `loss` for `target`
+    `optimizer` at rate `lr` (default: its step_lr, convscope.optimizers), from the gradient of `loss` for `target`
     (default: the predicted class) on x [1, C, H, W]."""
     if optimizer not in OPTIMIZERS:
         raise InvalidRequest(f"'optimizer': there is no optimizer called '{optimizer}'; "
                              f"choose one of: {', '.join(OPTIMIZERS)}.")
-    rate = DEFAULT_LR[optimizer] if lr is None else _rate(lr)
+    kind = OPTIMIZERS[optimizer]
+    rate = kind.step_lr if lr is None else _rate(lr)
     names = _chosen(graph, layers)
     grads = probe.backward(graph, x, target, loss, names)
 
@@ -92,8 +79,7 @@ def take_step(graph: Graph, x: Tensor, target: int | None = None, loss: str = "c
                 before[id(tensor)] = tensor.detach().clone()
                 private[id(tensor)] = nn.Parameter(tensor.detach().clone())
                 private[id(tensor)].grad = grads.parameter_gradients[name][key].clone()
-    cls, settings = OPTIMIZERS[optimizer]
-    cls(list(private.values()), lr=rate, **settings).step()
+    kind.build(list(private.values()), rate).step()
 
     # The model again with the updated copies in place of the shared tensors, wherever those are used.
     updated = {path: private[id(tensor)] for path, tensor in graph.module.named_parameters(remove_duplicate=False)
@@ -107,7 +93,7 @@ def take_step(graph: Graph, x: Tensor, target: int | None = None, loss: str = "c
             steps.setdefault(name, {})[key] = ParameterStep(
                 before=before[shared], after=private[shared].detach(), gradient=grads.parameter_gradients[name][key])
     return StepResult(
-        target=grads.target, optimizer=optimizer, lr=rate, hyperparameters=dict(settings), loss=grads.loss,
+        target=grads.target, optimizer=optimizer, lr=rate, hyperparameters=dict(kind.settings), loss=grads.loss,
         loss_after=probe.loss_value(after, grads.target, loss),
         before=probe.ForwardResult(grads.output, {}, grads.logits, grads.probabilities), after=after,
         layers=steps)

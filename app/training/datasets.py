@@ -16,9 +16,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.config import ROOT
-from app.normalisation import normalise
-from models.data import FASHION_FILES, read_idx
+from convscope.normalisation import normalise
+from convscope.resources import folder
+
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """One IDX file (the format MNIST ships in), gzipped or not, as a uint8 tensor."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    data = torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8)
+    return data.reshape(dims)
+
 
 DatasetId = Literal["mnist", "fashion-mnist"]
 Kind = Literal["subset", "full"]
@@ -104,12 +118,13 @@ def idx_count(path: Path) -> int:
 class Catalogue:
     """The datasets this server trains on: sizes known at once, images loaded on first use and kept."""
 
-    def __init__(self, data_dir: Path, fashion_dir: Path | None, cards_dir: Path = ROOT / "models") -> None:
+    def __init__(self, data_dir: Path, fashion_dir: Path | None, cards_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self._full = full_fashion_files(fashion_dir)
         self._lock = threading.Lock()
         self._loaded: dict[DatasetId, Data] = {}
-        self._infos = {source.id: self._describe(source, cards_dir) for source in SOURCES.values()}
+        cards = folder("models") if cards_dir is None else cards_dir
+        self._infos = {source.id: self._describe(source, cards) for source in SOURCES.values()}
 
     def _describe(self, source: Source, cards_dir: Path) -> DatasetInfo:
         card = json.loads((cards_dir / f"{source.card}.json").read_text())

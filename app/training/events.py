@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
-from app.codec import Encoding, encode
+from convscope.codec import Encoding, encode
 
 KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing a quiet stream
 

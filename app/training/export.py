@@ -7,11 +7,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from app.registry import LoadedModel, from_module
-from app.training.datasets import DatasetInfo
-from app.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, POOLINGS, architecture_kwargs
-from app.training.plan import Plan
-from app.training.trainer import Trainer
+from convscope.optimizers import OPTIMIZERS
+from convscope.registry import LoadedModel, from_module
+from convscope.training.datasets import DatasetInfo
+from convscope.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, POOLINGS, architecture_kwargs
+from convscope.training.plan import Plan
+from convscope.training.trainer import Trainer
 
 SAMPLES_PER_CLASS = 2
 

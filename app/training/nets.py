@@ -1,11 +1,12 @@
-"""What a run may choose: architecture, activation, pooling, loss and optimizer, with their defaults.
+"""What a run may choose: architecture, activation, pooling and loss, with their defaults (the optimizers
+are convscope.optimizers, shared with the one-step view).
 
 The networks are the built-in models' own classes (models/lenet.py, models/tinyvgg.py), so a lab
 model is traced, drawn and served exactly like a built-in one, from the same factory and kwargs.
 """
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ import torch._dynamo  # noqa: F401  (see below)
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from app.registry import build_module
+from convscope.factory import build
 
 # torch.optim imports torch._dynamo on first use: 1.5–2 s of Python holding the GIL, which would
 # stall every request in flight when the first run starts. Imported here, it is paid at start-up.
@@ -23,8 +24,6 @@ Architecture = Literal["lenet", "tinyvgg"]
 Activation = Literal["relu", "sigmoid", "tanh", "leaky_relu"]
 Pooling = Literal["max", "avg"]
 LossName = Literal["cross_entropy", "mse"]
-OptimizerName = Literal["sgd", "momentum", "adam", "rmsprop", "adagrad"]
-MOMENTUM = 0.9
 
 
 @dataclass(frozen=True)
@@ -42,19 +41,14 @@ class Net(Choice):
     kwargs: dict[str, Any]  # besides activation and pooling
 
 
-@dataclass(frozen=True)
-class Optimizer(Choice):
-    learning_rate: float  # the default
-
-
 ARCHITECTURES: dict[str, Net] = {n.id: n for n in [
     Net("lenet", "LeNet-style", "Two 5×5 convolutions (6 then 16 kernels), each followed by the activation "
         "and 2×2 pooling, then three linear layers (120, 84, 10), as models/lenet.py (mnist-lenet).",
-        "models.lenet:LeNet", {}),
+        "convscope.models.lenet:LeNet", {}),
     Net("tinyvgg", "TinyVGG-style", "Two blocks of two 3×3 convolutions (16 kernels each) with the activation, "
         "each block ending in 2×2 pooling, then one linear layer, as models/tinyvgg.py (fashion-tinyvgg has "
         "32 kernels). Fewer parameters than LeNet-style but about 7× the arithmetic per image: slower to train.",
-        "models.tinyvgg:TinyVGG", {"channels": 16}),
+        "convscope.models.tinyvgg:TinyVGG", {"channels": 16}),
 ]}
 ACTIVATIONS: dict[str, Choice] = {c.id: c for c in [
     Choice("relu", "ReLU", "max(0, x): the modern default; gradients do not shrink for positive inputs."),
@@ -75,20 +69,6 @@ LOSSES: dict[str, Choice] = {c.id: c for c in [
            "target)², the same definition as the backward endpoint's `mse`. Its gradient vanishes when a "
            "wrong class is confidently predicted, so it learns more slowly than cross-entropy."),
 ]}
-OPTIMIZERS: dict[str, Optimizer] = {o.id: o for o in [
-    Optimizer("sgd", "SGD", "Plain stochastic gradient descent: w ← w − lr · gradient.", 0.1),
-    Optimizer("momentum", "SGD with momentum", f"SGD whose step is a running sum of past gradients "
-              f"(momentum {MOMENTUM}); its default learning rate is SGD's divided by 10, the same "
-              f"effective step once the momentum builds up.", 0.01),
-    Optimizer("adam", "Adam", "Adaptive moment estimation: per-weight steps from running means of the "
-              "gradient and its square (betas 0.9, 0.999).", 0.001),
-    Optimizer("rmsprop", "RMSprop", "Per-weight steps divided by a running root mean square of the "
-              "gradient (alpha 0.99).", 0.001),
-    Optimizer("adagrad", "Adagrad", "Per-weight steps divided by the root of the sum of all past squared "
-              "gradients, so steps only ever shrink.", 0.01),
-]}
-
-
 def architecture_kwargs(architecture: str, activation: str, pooling: str) -> dict[str, Any]:
     """The factory kwargs a model card records for this choice."""
     return {**ARCHITECTURES[architecture].kwargs, "activation": activation, "pooling": pooling}
@@ -97,7 +77,7 @@ def architecture_kwargs(architecture: str, activation: str, pooling: str) -> dic
 def build_net(architecture: str, activation: str, pooling: str, generator: torch.Generator) -> nn.Module:
     """The network, its weights drawn from `generator` (not from torch's process-wide RNG, which
     other threads may be using), with PyTorch's own default scheme for conv and linear layers."""
-    net = build_module(ARCHITECTURES[architecture].factory, architecture_kwargs(architecture, activation, pooling))
+    net = build(ARCHITECTURES[architecture].factory, architecture_kwargs(architecture, activation, pooling))
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, nn.Conv2d | nn.Linear):
@@ -115,18 +95,6 @@ def loss_function(name: str) -> Callable[[Tensor, Tensor], Tensor]:
     if name == "mse":
         return lambda logits, labels: F.mse_loss(logits.softmax(1), F.one_hot(labels, logits.shape[1]).float())
     return F.cross_entropy
-
-
-def build_optimizer(name: str, parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr)
-    if name == "momentum":
-        return torch.optim.SGD(parameters, lr=lr, momentum=MOMENTUM)
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=lr)
-    return torch.optim.Adagrad(parameters, lr=lr)
 
 
 def first_conv(net: nn.Module) -> tuple[str, nn.Conv2d]:

@@ -3,12 +3,17 @@
 import math
 from dataclasses import dataclass
 
-from app.config import Settings
-from app.errors import InvalidRequest
-from app.training.datasets import DatasetInfo
-from app.training.nets import OPTIMIZERS
-from app.training.schemas import (DEFAULT_STEP_EVENTS, MAX_EPOCHS, MAX_KERNEL_SNAPSHOTS, MAX_STEP_EVENTS,
-                                  RunSettings)
+from convscope.config import Settings
+from convscope.errors import InvalidRequest
+from convscope.optimizers import OPTIMIZERS
+from convscope.training.datasets import DatasetInfo
+from convscope.training.schemas import (
+    DEFAULT_STEP_EVENTS,
+    MAX_EPOCHS,
+    MAX_KERNEL_SNAPSHOTS,
+    MAX_STEP_EVENTS,
+    RunSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def make_plan(body: RunSettings, data: DatasetInfo, limits: Settings) -> Plan:
     log_every = max(wanted, math.ceil(total / MAX_STEP_EVENTS))
     step_events = math.ceil(total / log_every)
     resolved = body.model_copy(update={
-        "learning_rate": body.learning_rate or OPTIMIZERS[body.optimizer].learning_rate,
+        "learning_rate": body.learning_rate or OPTIMIZERS[body.optimizer].training_lr,
         "epochs": None if body.steps is not None else (body.epochs or 1),
         "log_every": log_every,
     })

@@ -15,20 +15,20 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
-from app.config import Settings
-from app.errors import Busy, NotFound
-from app.registry import Registry
-from app.training.datasets import Catalogue, DatasetInfo
-from app.training.events import EventLog
-from app.training.export import export, model_id
-from app.training.plan import Plan, make_plan
-from app.training.schemas import RunSettings, Status
-from app.training.trainer import Diverged, EpochReport, StepReport, Trainer
+from convscope.config import Settings
+from convscope.errors import Busy, NotFound
+from convscope.registry import Registry
+from convscope.training.datasets import Catalogue, DatasetInfo
+from convscope.training.events import EventLog
+from convscope.training.export import export, model_id
+from convscope.training.plan import Plan, make_plan
+from convscope.training.schemas import RunSettings, Status
+from convscope.training.trainer import Diverged, EpochReport, StepReport, Trainer
 
 log = logging.getLogger("convscope")
 FINAL: tuple[Status, ...] = ("done", "cancelled", "failed")

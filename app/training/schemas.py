@@ -4,9 +4,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas import Tensor
-from app.training.datasets import DatasetId, Kind
-from app.training.nets import Activation, Architecture, LossName, OptimizerName, Pooling
+from convscope.optimizers import MAX_LR, OptimizerName
+from convscope.schemas import Tensor
+from convscope.training.datasets import DatasetId, Kind
+from convscope.training.nets import Activation, Architecture, LossName, Pooling
 
 Status = Literal["queued", "running", "done", "cancelled", "failed"]
 MAX_EPOCHS = 100  # each ends with a pass over the test set
@@ -32,7 +33,7 @@ class RunSettings(BaseModel):
     pooling: Pooling = "max"
     loss: LossName = Field(default="cross_entropy", description="`mse` is the mean of (softmax(logits) − one-hot)²")
     optimizer: OptimizerName = "adam"
-    learning_rate: float | None = Field(default=None, gt=0, le=10, strict=True, allow_inf_nan=False,
+    learning_rate: float | None = Field(default=None, gt=0, le=MAX_LR, strict=True, allow_inf_nan=False,
                                         description="default: the optimizer's own (GET /api/training/options)")
     batch_size: int = Field(default=32, ge=1, le=MAX_BATCH_SIZE, strict=True)
     epochs: int | None = Field(default=None, ge=1, le=MAX_EPOCHS, strict=True,

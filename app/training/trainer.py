@@ -14,9 +14,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from app.training.datasets import Data
-from app.training.nets import build_net, build_optimizer, first_conv, loss_function
-from app.training.plan import Plan
+from convscope.optimizers import OPTIMIZERS
+from convscope.training.datasets import Data
+from convscope.training.nets import build_net, first_conv, loss_function
+from convscope.training.plan import Plan
 
 EVAL_CHUNK = 500  # test images per forward; cancellation is checked between chunks
 
@@ -77,7 +78,7 @@ class Trainer:
         self.net = build_net(s.architecture, s.activation, s.pooling, self.generator)
         self.kernel_layer, self._conv = first_conv(self.net)
         assert s.learning_rate is not None  # resolved by the plan
-        self.optimizer = build_optimizer(s.optimizer, self.net.parameters(), s.learning_rate)
+        self.optimizer = OPTIMIZERS[s.optimizer].build(self.net.parameters(), s.learning_rate)
         self.loss_fn = loss_function(s.loss)
         chosen = torch.randperm(len(data.train_labels), generator=self.generator)[:plan.train_size]
         if plan.train_size == len(data.train_labels):

@@ -23,6 +23,7 @@ export class Store extends EventTarget {
     this.lossFunction = 'cross_entropy';  // 'cross_entropy' | 'mse' | 'logit'
     this.gradients = null;   // backward() for `result`'s image, target and loss, or null
     this.gradientRange = null;  // [min, max] over every layer's gradient, for the global scale
+    this.optimizers = [];    // GET /api/optimizers: the one-step view's choices
     this.methods = [];       // attribution methods for `model` (GET /api/attributions/methods)
     this.attributionMethod = 'grad_cam';
     this.attributionOptions = {};  // the method's options the person changed; the rest are the server's defaults

@@ -199,7 +199,7 @@ def plain_builtin(model_id: str) -> nn.Module:
 
     from safetensors.torch import load_file
 
-    from app.config import ROOT
+    from tests import ROOT
     card = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
     module_name, name = card["architecture"]["factory"].split(":")
     net: nn.Module = getattr(importlib.import_module(module_name), name)(**card["architecture"]["kwargs"])

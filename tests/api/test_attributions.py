@@ -23,11 +23,12 @@ from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 from torch import nn
 
-from app.config import ROOT, Settings
-from app.engine.attribution import replica
-from app.engine.attribution.registry import METHODS
-from app.engine.graph import build_graph
-from app.main import create_app
+from convscope.config import Settings
+from convscope.engine.attribution import replica
+from convscope.engine.attribution.registry import METHODS
+from convscope.engine.graph import build_graph
+from convscope.main import create_app
+from tests import ROOT
 from tests.api.rebuild import MODELS, tensor, to_wire
 from tests.api.test_concurrency import drawn
 from tests.api.test_errors import PNG, check_error

@@ -17,8 +17,8 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.config import Settings
-from app.main import create_app
+from convscope.config import Settings
+from convscope.main import create_app
 from tests.api.rebuild import rebuild, tensor
 
 MODEL = "mnist-lenet"  # the errors do not depend on the model; its numbers are checked at the end

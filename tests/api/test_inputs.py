@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.config import ROOT
+from tests import ROOT
 from tests.api.rebuild import MODELS, tensor
 
 

@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from app.client import ConvScopeClient, NotFoundError, Sample
-from app.config import ROOT, Settings
-from app.main import create_app
+from convscope.client import ConvScopeClient, NotFoundError, Sample
+from convscope.config import Settings
+from convscope.main import create_app
+from tests import ROOT
 from tests.api.rebuild import MODELS, plain_builtin, tensor, to_wire
 from tests.nets import make
 

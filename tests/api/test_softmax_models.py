@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from app.codec import decode
-from app.config import ROOT, Settings
-from app.main import create_app
-from models.lenet import LeNet
+from convscope.codec import decode
+from convscope.config import Settings
+from convscope.main import create_app
+from convscope.models.lenet import LeNet
+from tests import ROOT
 
 MODEL = "softmax-lenet"
 M = f"/api/models/{MODEL}"

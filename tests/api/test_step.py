@@ -8,8 +8,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.engine.step import DEFAULT_LR
-from app.schemas import ErrorBody, StepResponse
+from convscope.optimizers import OPTIMIZERS
+from convscope.schemas import ErrorBody, StepResponse
 from tests.api.rebuild import LOSSES, MODELS, tensor
 from tests.api.test_errors import PNG, check_error
 from tests.api.test_exact import drawn_png
@@ -71,7 +71,7 @@ def test_served_step_equals_a_fresh_torch_optimizer_on_a_fresh_copy(client: Test
     x, names = served_input(client, model), parameter_layers(client, model)
     default = post(client, model, optimizer=optimizer, encoding="base64")
     assert list(default["layers"]) == names  # every layer with parameters, in execution order
-    lr = DEFAULT_LR[optimizer]
+    lr = OPTIMIZERS[optimizer].step_lr
     check(default, torch_step(fresh_model(model), x, None, "cross_entropy", optimizer, lr, names),
           "cross_entropy", optimizer, lr)
     target = (default["target"] + 1) % 10
@@ -169,7 +169,7 @@ def test_openapi_declares_the_route_its_errors_options_and_every_answer_key(clie
     assert {"layers", "encoding", "dtype", "target", "loss", "optimizer", "lr", "sample"} <= set(query)
     assert query["optimizer"]["schema"]["enum"] == list(TORCH_OPTIMIZERS)
     body = op["requestBody"]["content"]["application/json"]["schema"]
-    for name, lr in DEFAULT_LR.items():  # the defaults as documented are the engine's
+    for name, lr in ((o.id, o.step_lr) for o in OPTIMIZERS.values()):  # the defaults as documented are the engine's
         assert f"{name} {lr:g}" in query["lr"]["description"]
         assert f"{name} {lr:g}" in body["properties"]["lr"]["description"]
     form = op["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]

@@ -13,11 +13,12 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
-from app.schemas import BackwardResponse, ErrorBody, ForwardResponse, ModelDetail
-from app.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, POOLINGS
-from app.training.schemas import RunDetail, RunList, RunSummary, TrainingOptions
+from convscope.config import Settings
+from convscope.main import create_app
+from convscope.optimizers import OPTIMIZERS
+from convscope.schemas import BackwardResponse, ErrorBody, ForwardResponse, ModelDetail
+from convscope.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, POOLINGS
+from convscope.training.schemas import RunDetail, RunList, RunSummary, TrainingOptions
 from tests.api.rebuild import tensor
 from tests.api.test_openapi import key_problems
 from tests.conftest import start_server

@@ -9,7 +9,7 @@ import httpx
 import torch
 from playwright.sync_api import Page
 
-from app.codec import decode
+from convscope.codec import decode
 from tests.browser.ui import Console, open_page, shoot, varied
 
 PANEL = "[data-view=attribution]"

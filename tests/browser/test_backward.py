@@ -8,7 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from app.codec import decode
+from convscope.codec import decode
 from tests.browser.ui import assert_shown, open_page, query, shoot, varied
 
 DETAIL = "[data-view=detail]"

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from playwright.sync_api import Locator, Page
 
-from app.codec import decode
+from convscope.codec import decode
 from tests.browser.ui import mark_result, new_verdict, open_page, query, shoot
 from tests.tolerance import gamma
 

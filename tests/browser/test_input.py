@@ -3,11 +3,12 @@
 import io
 import json
 import random
+
 import httpx
 from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import FilePayload, Page
 
-from app.config import ROOT
+from tests import ROOT
 from tests.browser.ui import Console, mark_result, new_verdict, open_page, query, shoot
 
 LENET = json.loads((ROOT / "models" / "mnist-lenet.json").read_text())

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from app.codec import decode
+from convscope.codec import decode
 from tests.browser.test_conv import conv_slack
 from tests.browser.ui import open_page, query, shoot, varied
 

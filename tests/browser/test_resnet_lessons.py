@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from playwright.sync_api import Page
 
-from app.codec import decode
+from convscope.codec import decode
 from tests.browser.test_conv import LESSON, check_agreement, click_cell, position, served_map, step_and_play
+
 # The page and the API are the ResNet example's server (tests/browser/conftest.py), as in test_large.py.
 from tests.browser.test_large import api, live_server  # noqa: F401
 from tests.browser.ui import open_page, shoot

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from app.codec import decode
+from convscope.codec import decode
 from tests.browser.ui import open_page, overview_columns, query, shoot, varied
 
 MODELS = ["mnist-lenet", "fashion-tinyvgg"]

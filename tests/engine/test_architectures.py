@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from app.engine.graph import Layer, build_graph
-from app.engine.probe import LOSSES, backward, forward
+from convscope.engine.graph import Layer, build_graph
+from convscope.engine.probe import LOSSES, backward, forward
 from tests.nets import settle_batch_norm
 
 SHAPE = [3, 21, 30]  # odd and non-square: stride and padding arithmetic differ along H and W

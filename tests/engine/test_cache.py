@@ -8,7 +8,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from app.engine.cache import RunCache, footprint
+from convscope.engine.cache import RunCache, footprint
 
 
 class Owner:

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from app.engine.graph import Graph, Layer, build_graph
-from app.errors import InvalidRequest, NotFound, UntraceableModel
-from models.lenet import LeNet
+from convscope.engine.graph import Graph, Layer, build_graph
+from convscope.errors import InvalidRequest, NotFound, UntraceableModel
+from convscope.models.lenet import LeNet
 from tests.nets import NAMES, make
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from app.engine.graph import Graph, build_graph
-from app.engine.probe import LOSSES, BackwardResult, backward, final_softmax, forward
-from app.errors import InvalidRequest, NotFound
+from convscope.engine.graph import Graph, build_graph
+from convscope.engine.probe import LOSSES, BackwardResult, backward, final_softmax, forward
+from convscope.errors import InvalidRequest, NotFound
 from tests.api.rebuild import plain_loss
 from tests.nets import NAMES, make
 from tests.tolerance import UNIT_ROUNDOFF, gamma

@@ -14,14 +14,16 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from app.config import ROOT, Settings
-from app.engine.graph import Graph, build_graph
-from app.engine.probe import LOSSES, backward
-from app.engine.step import DEFAULT_LR, MAX_LR, OPTIMIZERS, StepResult, take_step
-from app.errors import InvalidRequest, NotFound
-from app.imaging import InputSpec, load_image
-from app.registry import load_card
-from app.schemas import Optimizer, StepRequest
+from convscope.config import Settings
+from convscope.engine.graph import Graph, build_graph
+from convscope.engine.probe import LOSSES, backward
+from convscope.engine.step import MAX_LR, StepResult, take_step
+from convscope.errors import InvalidRequest, NotFound
+from convscope.imaging import InputSpec, load_image
+from convscope.optimizers import OPTIMIZERS
+from convscope.registry import load_card
+from convscope.schemas import Optimizer, StepRequest
+from tests import ROOT
 from tests.api.rebuild import MODELS, plain_loss
 from tests.nets import make
 from tests.tolerance import UNIT_ROUNDOFF, gamma
@@ -110,7 +112,7 @@ def test_every_optimizer_equals_a_fresh_torch_optimizer_on_a_fresh_copy(model_id
     other = (predicted + 3) % 10
     for target, lr in ((None, None), (other, None), (other, 0.05)):
         result = take_step(g, x, target, "cross_entropy", optimizer, lr)
-        rate = DEFAULT_LR[optimizer] if lr is None else lr
+        rate = OPTIMIZERS[optimizer].step_lr if lr is None else lr
         assert (result.optimizer, result.lr) == (optimizer, rate)
         ref = torch_step(fresh_model(model_id), x, target, "cross_entropy", optimizer, rate, with_parameters(g))
         check_against_torch(result, ref, with_parameters(g))
@@ -300,10 +302,10 @@ def test_a_model_without_parameters_has_nothing_to_step() -> None:
 
 
 def test_optimizers_rates_and_bounds_agree_with_the_request_schema() -> None:
-    assert get_args(Optimizer) == tuple(OPTIMIZERS) == tuple(DEFAULT_LR) == tuple(TORCH_OPTIMIZERS)
-    assert all(0 < lr <= MAX_LR for lr in DEFAULT_LR.values())
+    assert get_args(Optimizer) == tuple(OPTIMIZERS) == tuple(TORCH_OPTIMIZERS)
+    assert all(0 < lr <= MAX_LR for lr in (o.step_lr for o in OPTIMIZERS.values()))
     lr = StepRequest.model_json_schema()["properties"]["lr"]
     assert lr["anyOf"][0] == {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_LR}
-    for name, rate in DEFAULT_LR.items():
+    for name, rate in ((o.id, o.step_lr) for o in OPTIMIZERS.values()):
         assert f"{name} {rate:g}" in lr["description"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from app.engine.summary import summarize, thumbnail
+from convscope.engine.summary import summarize, thumbnail
 
 
 def gamma64(n: int) -> float:

@@ -3,8 +3,8 @@ installed here or not; tests that need it make their own)."""
 
 import pytest
 
-from app.config import Settings
-from app.training.datasets import Catalogue
+from convscope.config import Settings
+from convscope.training.datasets import Catalogue
 
 
 @pytest.fixture(scope="session")

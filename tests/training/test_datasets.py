@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from app.config import ROOT, Settings
-from app.training.datasets import Catalogue, full_fashion_files
-from models.data import FASHION_SYSTEM_DIR, mnist_split
-from models.subsets import balanced, write_npz
+from convscope.config import Settings
+from convscope.training.datasets import Catalogue, full_fashion_files
+from models.training.data import FASHION_SYSTEM_DIR, mnist_split
+from models.training.subsets import balanced, write_npz
+from tests import ROOT
 
 SUBSETS = {"mnist": ROOT / "data" / "mnist-subset.npz", "fashion-mnist": ROOT / "data" / "fashion-mnist-subset.npz"}
 
@@ -27,7 +28,7 @@ def test_subsets_are_small_balanced_uint8_and_described_in_the_data_readme() -> 
                 assert images.shape == (size, 28, 28) and images.dtype == np.uint8
                 assert np.bincount(labels).tolist() == [size // 10] * 10
                 assert len(np.unique(arrays[f"{split}_source"])) == size
-    assert "python -m models.subsets" in readme and "MIT" in readme
+    assert "python -m models.training.subsets" in readme and "MIT" in readme
 
 
 def test_mnist_subset_trains_on_mnist_lenets_training_digits_and_tests_on_its_held_out_ones() -> None:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import pytest
 import torch
 
-from app.training.events import EventLog
+from convscope.training.events import EventLog
 
 T = TypeVar("T")
 

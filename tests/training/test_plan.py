@@ -2,11 +2,11 @@
 
 import pytest
 
-from app.config import Settings
-from app.errors import InvalidRequest
-from app.training.datasets import Catalogue
-from app.training.plan import make_plan
-from app.training.schemas import MAX_KERNEL_SNAPSHOTS, MAX_STEP_EVENTS, RunSettings
+from convscope.config import Settings
+from convscope.errors import InvalidRequest
+from convscope.training.datasets import Catalogue
+from convscope.training.plan import make_plan
+from convscope.training.schemas import MAX_KERNEL_SNAPSHOTS, MAX_STEP_EVENTS, RunSettings
 
 
 def test_defaults_are_one_epoch_of_the_whole_subset_with_the_optimizers_learning_rate(

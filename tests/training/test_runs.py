@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from app.config import Settings
-from app.errors import Busy, NotFound
-from app.registry import Registry
-from app.training.datasets import Catalogue, full_fashion_files
-from app.training.runs import FINAL, MAX_PAUSE_SECONDS, Run, RunManager
-from app.training.schemas import RunSettings
-from models.data import FASHION_SYSTEM_DIR
+from convscope.config import Settings
+from convscope.errors import Busy, NotFound
+from convscope.registry import Registry
+from convscope.training.datasets import Catalogue, full_fashion_files
+from convscope.training.runs import FINAL, MAX_PAUSE_SECONDS, Run, RunManager
+from convscope.training.schemas import RunSettings
+from models.training.data import FASHION_SYSTEM_DIR
 
 SHORT = {"train_size": 64, "batch_size": 32, "steps": 2}
 LONG = {"train_size": 6000, "batch_size": 32, "steps": 15000}
@@ -45,7 +45,7 @@ def test_a_done_run_is_registered_as_a_model_with_a_card_like_the_built_ins(mana
     assert run.status == "done" and run.model == f"run-{run.id}"
     model = manager.registry.get(run.model)
     card = model.card
-    assert card["architecture"] == {"factory": "models.lenet:LeNet", "kwargs": {"activation": "relu", "pooling": "max"}}
+    assert card["architecture"] == {"factory": "convscope.models.lenet:LeNet", "kwargs": {"activation": "relu", "pooling": "max"}}
     assert card["test_accuracy"] == round(run.snapshot()["test_accuracy"], 4)
     assert card["training"]["optimizer"] == "adam" and card["training"]["steps_done"] == 2
     assert len(model.samples) == 20 and all(s.path.is_file() for s in model.samples.values())
@@ -87,7 +87,7 @@ def test_time_ceiling_stops_a_run_which_keeps_its_model(settings: Settings, cata
 
 
 def test_a_diverging_run_fails_with_a_sentence(manager: RunManager, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.training.trainer as trainer
+    import convscope.training.trainer as trainer
 
     monkeypatch.setattr(trainer, "loss_function", lambda name: lambda logits, labels: logits.sum() * float("nan"))
     run = wait(submit(manager, **SHORT))
@@ -151,7 +151,7 @@ class Clock:
 
 def test_between_steps_training_waits_while_requests_compute_but_not_for_ever(
         settings: Settings, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.training.runs as runs_module
+    import convscope.training.runs as runs_module
 
     busy = {"now": True}
     runs = RunManager(settings, Registry(), catalogue, requests_busy=lambda: busy["now"])

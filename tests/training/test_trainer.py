@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 import torch
 
-from app.config import Settings
-from app.training.datasets import Catalogue
-from app.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, POOLINGS
-from app.training.plan import make_plan
-from app.training.schemas import RunSettings
-from app.training.trainer import Diverged, EpochReport, StepReport, Trainer
+from convscope.config import Settings
+from convscope.optimizers import OPTIMIZERS
+from convscope.training.datasets import Catalogue
+from convscope.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, POOLINGS
+from convscope.training.plan import make_plan
+from convscope.training.schemas import RunSettings
+from convscope.training.trainer import Diverged, EpochReport, StepReport, Trainer
 from tests.tolerance import gamma
 
 

@@ -18,10 +18,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from app.engine.attribution.layers import feature_layer
-from app.engine.graph import Graph
-from app.errors import InvalidRequest
-from app.normalisation import black
+from convscope.engine.attribution.layers import feature_layer
+from convscope.engine.graph import Graph
+from convscope.errors import InvalidRequest
+from convscope.normalisation import black
 
 # Captum announces on every call that it hooks the ReLUs (guided backprop, deconvolution); here they
 # are always a private replica's (replica.py), so the warning would only fill the server's log.

@@ -5,7 +5,7 @@ from typing import cast
 from captum import attr as captum
 from torch import Tensor
 
-from app.engine.attribution.base import Method, Options, Result, Subject
+from convscope.engine.attribution.base import Method, Options, Result, Subject
 
 
 class Deconvolution(Method):

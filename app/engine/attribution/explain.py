@@ -9,11 +9,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from app.engine.attribution import registry, replica
-from app.engine.attribution.base import Subject
-from app.engine.graph import Graph
-from app.engine.probe import _check_input, _integer  # the engine's one set of input and target rules
-from app.errors import InvalidRequest
+from convscope.engine.attribution import registry, replica
+from convscope.engine.attribution.base import Subject
+from convscope.engine.graph import Graph
+from convscope.engine.probe import _check_input, _integer  # the engine's one set of input and target rules
+from convscope.errors import InvalidRequest
 
 
 @dataclass(frozen=True)

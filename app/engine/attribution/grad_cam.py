@@ -5,7 +5,7 @@ from typing import cast
 from captum import attr as captum
 from torch import Tensor, nn
 
-from app.engine.attribution.base import LAYER, Method, Options, Result, Subject
+from convscope.engine.attribution.base import LAYER, Method, Options, Result, Subject
 
 
 def layer_cam(model: nn.Module, layer: nn.Module, x: Tensor, target: int) -> Tensor:

@@ -2,9 +2,9 @@
 
 from torch import Tensor
 
-from app.engine.attribution.base import LAYER, Method, Options, Result, Subject
-from app.engine.attribution.grad_cam import layer_cam, upsample
-from app.engine.attribution.guided_backprop import GuidedBackprop
+from convscope.engine.attribution.base import LAYER, Method, Options, Result, Subject
+from convscope.engine.attribution.grad_cam import layer_cam, upsample
+from convscope.engine.attribution.guided_backprop import GuidedBackprop
 
 
 class GuidedGradCam(Method):

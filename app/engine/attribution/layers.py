@@ -13,8 +13,8 @@ gives an all-zero Grad-CAM for 13 of 20 images, its ReLU (act2_2) for none.
 
 from __future__ import annotations
 
-from app.engine.graph import Graph, Layer
-from app.errors import InvalidRequest
+from convscope.engine.graph import Graph, Layer
+from convscope.errors import InvalidRequest
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 

@@ -6,9 +6,18 @@ from typing import cast
 from captum import attr as captum
 from torch import Tensor
 
-from app.engine.attribution.base import (BASELINE, MAX_OCCLUSIONS, STRIDE, WINDOW, Method, Options, Pair, Result,
-                                         Subject)
-from app.errors import InvalidRequest
+from convscope.engine.attribution.base import (
+    BASELINE,
+    MAX_OCCLUSIONS,
+    STRIDE,
+    WINDOW,
+    Method,
+    Options,
+    Pair,
+    Result,
+    Subject,
+)
+from convscope.errors import InvalidRequest
 
 
 def default_window(height: int, width: int) -> Pair:

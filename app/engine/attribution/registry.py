@@ -3,19 +3,19 @@
 from collections.abc import Mapping
 from typing import Any
 
-from app.engine.attribution.base import ALL_OPTIONS, LAYER, STRIDE, WINDOW, Method, Option, Options
-from app.engine.attribution.deconvolution import Deconvolution
-from app.engine.attribution.grad_cam import GradCam
-from app.engine.attribution.guided_backprop import GuidedBackprop
-from app.engine.attribution.guided_grad_cam import GuidedGradCam
-from app.engine.attribution.input_x_gradient import InputXGradient
-from app.engine.attribution.integrated_gradients import IntegratedGradients
-from app.engine.attribution.layers import default_layer, feature_layers
-from app.engine.attribution.occlusion import Occlusion, default_stride, default_window
-from app.engine.attribution.saliency import Saliency
-from app.engine.attribution.smoothgrad import SmoothGrad
-from app.engine.graph import Graph
-from app.errors import InvalidRequest
+from convscope.engine.attribution.base import ALL_OPTIONS, LAYER, STRIDE, WINDOW, Method, Option, Options
+from convscope.engine.attribution.deconvolution import Deconvolution
+from convscope.engine.attribution.grad_cam import GradCam
+from convscope.engine.attribution.guided_backprop import GuidedBackprop
+from convscope.engine.attribution.guided_grad_cam import GuidedGradCam
+from convscope.engine.attribution.input_x_gradient import InputXGradient
+from convscope.engine.attribution.integrated_gradients import IntegratedGradients
+from convscope.engine.attribution.layers import default_layer, feature_layers
+from convscope.engine.attribution.occlusion import Occlusion, default_stride, default_window
+from convscope.engine.attribution.saliency import Saliency
+from convscope.engine.attribution.smoothgrad import SmoothGrad
+from convscope.engine.graph import Graph
+from convscope.errors import InvalidRequest
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
     Saliency, InputXGradient, IntegratedGradients, GradCam, GuidedBackprop, GuidedGradCam, SmoothGrad, Occlusion,

@@ -35,8 +35,8 @@ from typing import Any
 from torch import nn
 from torch.fx import GraphModule
 
-from app.engine.graph import Graph
-from app.engine.probe import final_softmax
+from convscope.engine.graph import Graph
+from convscope.engine.probe import final_softmax
 
 log = logging.getLogger("convscope")
 MAX_IDLE = 8  # idle replicas kept per model; more only if more requests ran at once than that

@@ -6,7 +6,7 @@ import torch
 from captum import attr as captum
 from torch import Tensor
 
-from app.engine.attribution.base import SAMPLES, SEED, STDEVS, Method, Options, Result, Subject
+from convscope.engine.attribution.base import SAMPLES, SEED, STDEVS, Method, Options, Result, Subject
 
 
 class _SeededNoiseTunnel(captum.NoiseTunnel):  # type: ignore[misc]  # Captum has no type information

@@ -67,7 +67,6 @@ function facts(store, layer, tensor) {
   return list;
 }
 
-const OPTIMIZERS = [['sgd', 'SGD'], ['momentum', 'SGD with momentum'], ['adam', 'Adam'], ['rmsprop', 'RMSprop'], ['adagrad', 'Adagrad']];
 const LR_RANGE = [-5, 0];  // the slider moves log10(lr)
 
 /** The one-step experiment: optimizer, learning rate, and what the step did to this layer. */
@@ -75,7 +74,7 @@ function stepPanel(ctx) {
   const { store, layer } = ctx;
   const state = { optimizer: 'sgd', lr: null, ticket: 0 };
   const optimizer = el('select', { dataset: { control: 'optimizer' }, 'aria-label': 'Optimizer' },
-    ...OPTIMIZERS.map(([value, text]) => new Option(text, value)));
+    ...store.optimizers.map(o => new Option(o.name, o.id)));
   const slider = el('input', { type: 'range', min: LR_RANGE[0], max: LR_RANGE[1], step: 0.25, value: -2,
                                dataset: { control: 'lr' }, 'aria-label': 'Learning rate (log scale)' });
   const lrText = el('output', { className: 'lr' });

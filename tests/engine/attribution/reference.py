@@ -11,23 +11,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from captum import attr as captum
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from app.config import ROOT
-from app.engine.attribution.base import batch_size
-from app.engine.attribution.occlusion import positions
-from app.engine.graph import Graph
-from app.normalisation import black
-from app.registry import build_module
-
-
-def fresh(model_id: str) -> nn.Module:
-    """A built-in model exactly as its card describes it: factory, safetensors weights, eval mode."""
-    card = json.loads((ROOT / "models" / f"{model_id}.json").read_text())
-    model = build_module(card["architecture"]["factory"], card["architecture"].get("kwargs", {}))
-    model.load_state_dict(load_file(ROOT / "models" / card["weights"]))
-    return model.eval()
+from convscope.engine.attribution.base import batch_size
+from convscope.engine.attribution.occlusion import positions
+from convscope.engine.graph import Graph
+from convscope.normalisation import black
+from tests import ROOT
+from tests.api.rebuild import plain_builtin as fresh  # noqa: F401  (the factory and weights alone)
 
 
 def card_input(model_id: str) -> dict[str, Any]:

@@ -12,13 +12,14 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from app.config import ROOT, Settings
-from app.engine.attribution.explain import explain
-from app.engine.attribution.registry import METHODS
-from app.engine.graph import Graph, build_graph
-from app.imaging import load_image
-from app.registry import load_card
-from models.lenet import LeNet
+from convscope.config import Settings
+from convscope.engine.attribution.explain import explain
+from convscope.engine.attribution.registry import METHODS
+from convscope.engine.graph import Graph, build_graph
+from convscope.imaging import load_image
+from convscope.models.lenet import LeNet
+from convscope.registry import load_card
+from tests import ROOT
 from tests.engine.attribution.reference import arguments, fresh, reference, same
 from tests.nets import make
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 import torch
 
-from app.config import ROOT
-from app.engine.attribution import base, occlusion
-from app.engine.attribution.explain import explain
-from app.engine.attribution.registry import METHODS, configure, describe, method
-from app.engine.graph import build_graph
-from app.errors import InvalidRequest
-from app.registry import LoadedModel, load_card
+from convscope.engine.attribution import base, occlusion
+from convscope.engine.attribution.explain import explain
+from convscope.engine.attribution.registry import METHODS, configure, describe, method
+from convscope.engine.graph import build_graph
+from convscope.errors import InvalidRequest
+from convscope.registry import LoadedModel, load_card
+from tests import ROOT
 from tests.nets import make
 
 

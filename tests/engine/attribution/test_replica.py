@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from app.config import ROOT, Settings
-from app.engine.attribution import replica
-from app.engine.attribution.explain import explain
-from app.engine.attribution.registry import METHODS
-from app.engine.graph import Graph, build_graph
-from app.imaging import load_image
-from app.registry import LoadedModel, load_card
+from convscope.config import Settings
+from convscope.engine.attribution import replica
+from convscope.engine.attribution.explain import explain
+from convscope.engine.attribution.registry import METHODS
+from convscope.engine.graph import Graph, build_graph
+from convscope.imaging import load_image
+from convscope.registry import LoadedModel, load_card
+from tests import ROOT
 from tests.engine.attribution.test_methods import SoftmaxLeNet
 from tests.nets import make
 

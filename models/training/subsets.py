@@ -1,6 +1,6 @@
 """Build the compact dataset subsets that ship in data/, from `make data`'s cache in .cache/data.
 
-    python -m models.subsets          # or: make subsets
+    python -m models.training.subsets          # or: make subsets
 
 Writes data/mnist-subset.npz and data/fashion-mnist-subset.npz: for each dataset 6,000 training
 and 1,000 test images, class-balanced (600 and 100 per class), chosen by a seeded permutation, so
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.data import ROOT, fetch_fashion, fetch_mnist, load_fashion, mnist_split
+from models.training.data import ROOT, fetch_fashion, fetch_mnist, load_fashion, mnist_split
 
 DATA_DIR = ROOT / "data"
 TRAIN_PER_CLASS = 600

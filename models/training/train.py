@@ -1,7 +1,7 @@
 """Train a built-in model and write its weights, model card and held-out sample images.
 
-    python -m models.train mnist-lenet
-    python -m models.train fashion-tinyvgg
+    python -m models.training.train mnist-lenet
+    python -m models.training.train fashion-tinyvgg
 
 Writes models/<id>.safetensors, models/<id>.json and models/samples/<id>/*.png. Runs on the CPU;
 the same command, seed and torch version reproduce the same weights.
@@ -22,10 +22,10 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from app.registry import build_module
-from models.data import Split, load_fashion, load_mnist
+from convscope.factory import build
+from models.training.data import Split, load_fashion, load_mnist
 
-MODELS_DIR = Path(__file__).resolve().parent
+MODELS_DIR = Path(__file__).resolve().parents[1]  # the checkout's models/: weights, cards, samples
 SAMPLES_PER_CLASS = 2
 
 
@@ -57,7 +57,7 @@ RECIPES = {
             name="LeNet-5 · MNIST digits",
             description="LeNet-5 (two 5×5 convolutions with ReLU and max-pooling, three linear layers) "
             "trained on handwritten digits.",
-            factory="models.lenet:LeNet",
+            factory="convscope.models.lenet:LeNet",
             kwargs={"activation": "relu", "pooling": "max"},
             load=load_mnist,
             dataset={
@@ -78,7 +78,7 @@ RECIPES = {
             description="TinyVGG (two blocks of 3×3 conv → ReLU → 3×3 conv → ReLU → max-pool, then a "
             "linear classifier), the network CNN Explainer teaches with, trained on Zalando's "
             "Fashion-MNIST.",
-            factory="models.tinyvgg:TinyVGG",
+            factory="convscope.models.tinyvgg:TinyVGG",
             kwargs={"channels": 32},
             load=load_fashion,
             dataset={
@@ -132,7 +132,7 @@ def train(recipe: Recipe) -> dict[str, Any]:
     x, y = normalise(train_split.images), train_split.labels
     test_x = normalise(test_split.images)
 
-    model = build_module(recipe.factory, recipe.kwargs)
+    model = build(recipe.factory, recipe.kwargs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=1e-4)
     steps = recipe.epochs * math.ceil(len(y) / recipe.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=steps)
@@ -176,7 +176,7 @@ def train(recipe: Recipe) -> dict[str, Any]:
             "augmentation": recipe.augment, "seconds": round(seconds), "threads": torch.get_num_threads(),
             "torch": torch.__version__,
         },
-        "reproduce": f"python -m models.data fetch && python -m models.train {recipe.id}",
+        "reproduce": f"python -m models.training.data fetch && python -m models.training.train {recipe.id}",
         "samples": samples,
         "samples_correct": sum(s["predicted"] == s["label"] for s in samples),
     }

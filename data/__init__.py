@@ -1,0 +1,1 @@
+"""Package data: data/ here is installed as convscope.data (app/resources.py)."""

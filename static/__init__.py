@@ -1,0 +1,1 @@
+"""Package data: static/ here is installed as convscope.static (app/resources.py)."""

@@ -1,0 +1,1 @@
+"""Package data: templates/ here is installed as convscope.templates (app/resources.py)."""
