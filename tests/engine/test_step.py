@@ -147,7 +147,7 @@ def test_first_steps_of_a_fresh_optimizer_are_as_documented() -> None:
             assert torch.equal(step.after, momentum.layers[name][key].after), f"{name}.{key}"
     # The first step is lr·g / (c·|g| + eps), c = 1 (Adam, Adagrad) or √(1 - alpha) = 0.1 (RMSprop).
     for optimizer, scale in (("adam", 1.0), ("adagrad", 1.0), ("rmsprop", 10.0)):
-        lr, eps = 0.001, OPTIMIZERS[optimizer][1]["eps"]
+        lr, eps = 0.001, OPTIMIZERS[optimizer].settings["eps"]
         result = take_step(g, x, 4, optimizer=optimizer, lr=lr)
         for name, group in result.layers.items():
             for key, step in group.items():
