@@ -28,6 +28,12 @@ def gamma(n: int) -> float:
     return nu / (1 - nu)
 
 
+def gamma64(n: int) -> float:
+    """γ(n) for float64 (u = 2⁻⁵³): the relative error bound of n float64 roundings in a row."""
+    nu = n * 2.0**-53
+    return nu / (1 - nu)
+
+
 def reordered(count: int, magnitude: float | Tensor) -> float | Tensor:
     """How far apart two float32 sums (or dot products) of `count` terms can be when they add them in
     different orders: 2·γ(count)·Σ|termᵢ|. `magnitude` is Σ|termᵢ| (for a dot product Σ|aᵢ·bᵢ|, a bias

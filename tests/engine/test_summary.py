@@ -7,11 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from convscope.engine.summary import summarize, thumbnail
-
-
-def gamma64(n: int) -> float:
-    """γ(n) = n·u / (1 − n·u) for float64, u = 2⁻⁵³: the relative error bound of n roundings in a row."""
-    return n * 2.0**-53 / (1 - n * 2.0**-53)
+from tests.tolerance import gamma64
 
 
 @pytest.mark.parametrize("shape, size, expected", [
