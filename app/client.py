@@ -227,6 +227,14 @@ class ConvScopeClient:
         """`{"status": "ok"}` once the server has loaded its models."""
         return self._get("/health")
 
+    def optimizers(self) -> list[dict[str, Any]]:
+        """Every optimizer the step and the training lab can use (GET /api/optimizers)."""
+        return cast(list[dict[str, Any]], self._get("/optimizers")["optimizers"])
+
+    def layer_types(self) -> list[dict[str, Any]]:
+        """Every layer type the engine names layers by (GET /api/layer-types)."""
+        return cast(list[dict[str, Any]], self._get("/layer-types")["layer_types"])
+
     def models(self) -> list[dict[str, Any]]:
         """Every served model's summary: id, classes, input size and normalisation, accuracy."""
         return cast(list[dict[str, Any]], self._get("/models")["models"])

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from convscope.engine.summary import MAX_THUMBNAIL, THUMBNAIL
+from convscope.layer_types import Family, View
 from convscope.optimizers import MAX_LR, MOMENTUM, OptimizerName, rates
 
 Loss = Literal["cross_entropy", "mse", "logit"]
@@ -232,6 +233,22 @@ class OptimizerEntry(BaseModel):
 
 class Optimizers(BaseModel):
     optimizers: list[OptimizerEntry]
+
+
+class LayerTypeEntry(BaseModel):
+    id: str = Field(examples=["max_pool2d"], description="what a layer of this type reports as its `type`")
+    name: str = Field(examples=["Max pooling"])
+    family: Family
+    description: str = Field(description="what it computes")
+    backward: str = Field(description="how the gradient passes back through it")
+    view: View | None = Field(description="the page's lesson for it; null: the generic detail view only")
+    attributes: list[str] | None = Field(description="the attributes its layers report, in PyTorch's names; "
+                                         "null: its module's constants or its function's arguments")
+    pooling: Literal["max", "average"] | None = Field(description="for pooling: what a window keeps")
+
+
+class LayerTypes(BaseModel):
+    layer_types: list[LayerTypeEntry]
 
 
 class StepOptions(GradientOptions):

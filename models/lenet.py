@@ -2,12 +2,10 @@
 
 from torch import Tensor, nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "leaky_relu": nn.LeakyReLU,
-}
+from convscope import layer_types
+
+# Every activation layer type (relu, sigmoid, tanh, leaky_relu), built with its module's defaults.
+ACTIVATIONS: dict[str, type[nn.Module]] = {id: t.modules[0] for id, t in layer_types.ACTIVATIONS.items()}
 POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 

@@ -20,6 +20,8 @@ from convscope.client import (
     NotFoundError,
     Sample,
 )
+from convscope.layer_types import LAYER_TYPES
+from convscope.optimizers import OPTIMIZERS
 from tests import ROOT
 from tests.api.rebuild import plain_builtin
 
@@ -55,6 +57,11 @@ def assert_same(actual: torch.Tensor, expected: torch.Tensor) -> None:
 def test_models_lists_the_builtin_models(cs: ConvScopeClient) -> None:
     assert cs.health() == {"status": "ok"}
     assert sorted(m["id"] for m in cs.models()) == sorted(MODELS)
+
+
+def test_the_tables_of_optimizers_and_layer_types_are_the_servers(cs: ConvScopeClient) -> None:
+    assert [o["id"] for o in cs.optimizers()] == list(OPTIMIZERS)
+    assert [t["id"] for t in cs.layer_types()] == list(LAYER_TYPES)
 
 
 def test_model_has_its_layers_in_order(cs: ConvScopeClient) -> None:

@@ -1,8 +1,8 @@
-"""The layer vocabulary: a call node's type name and its attributes, in PyTorch's names and order."""
+"""A call node's layer type (convscope.layer_types, else its snake_case name) and its attributes, in
+PyTorch's names and order."""
 
 from __future__ import annotations
 
-import operator
 import re
 from typing import Any
 
@@ -12,35 +12,20 @@ from torch import nn
 from torch.fx import Node
 
 from convscope.engine.calls import OPERATOR_INPLACE, bind
+from convscope.layer_types import LAYER_TYPES
 
-# Vocabulary types of leaf modules by isinstance, and of functions by identity of the fx target.
-_MODULES: tuple[tuple[type[nn.Module], str], ...] = (
-    (nn.Conv2d, "conv2d"), (nn.Linear, "linear"), (nn.ReLU, "relu"), (nn.LeakyReLU, "leaky_relu"),
-    (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.MaxPool2d, "max_pool2d"), (nn.AvgPool2d, "avg_pool2d"),
-    (nn.AdaptiveAvgPool2d, "adaptive_avg_pool2d"), (nn.BatchNorm2d, "batch_norm2d"),
-    (nn.Dropout, "dropout"), (nn.Flatten, "flatten"), (nn.Softmax, "softmax"))
-_FUNCTIONS: dict[Any, str] = {
-    F.relu: "relu", torch.relu: "relu", F.relu_: "relu", torch.relu_: "relu", F.leaky_relu: "leaky_relu",
-    F.leaky_relu_: "leaky_relu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh",
-    F.tanh: "tanh", F.max_pool2d: "max_pool2d", torch.max_pool2d: "max_pool2d", F.avg_pool2d: "avg_pool2d",
-    F.adaptive_avg_pool2d: "adaptive_avg_pool2d", F.dropout: "dropout", torch.dropout: "dropout",
-    torch.flatten: "flatten", operator.add: "add", operator.iadd: "add", torch.add: "add", torch.cat: "cat",
-    torch.concat: "cat", torch.concatenate: "cat", F.softmax: "softmax", torch.softmax: "softmax",
-    F.conv2d: "conv2d", F.linear: "linear", F.batch_norm: "batch_norm", torch.batch_norm: "batch_norm"}
+# The layer types (convscope.layer_types): leaf modules by isinstance, functions by identity of the fx
+# target. Functional batch norm is not in the table: it is named by its input's rank, below.
+_MODULES: tuple[tuple[type[nn.Module], str], ...] = tuple(
+    (cls, t.id) for t in LAYER_TYPES.values() for cls in t.modules)
+_FUNCTIONS: dict[Any, str] = {f: t.id for t in LAYER_TYPES.values() for f in t.functions} | {
+    F.batch_norm: "batch_norm", torch.batch_norm: "batch_norm"}
 # Functional batch norm has one name for every rank; the vocabulary names it by input rank, as
 # nn.BatchNorm1d/2d/3d do: [N, C, H, W] -> batch_norm2d, [N, C, D, H, W] -> batch_norm3d, else 1d.
 _BATCH_NORM_BY_RANK = {4: "batch_norm2d", 5: "batch_norm3d"}
-# The attributes a vocabulary type reports, in PyTorch's names and order.
+# The attributes a layer type reports, in PyTorch's names and order (None: see LayerType.attributes).
 _KEYS: dict[str, tuple[str, ...]] = {
-    "conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-               "padding_mode"),
-    "linear": ("in_features", "out_features"),
-    "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
-    "adaptive_avg_pool2d": ("output_size",),
-    "batch_norm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "leaky_relu": ("negative_slope",), "flatten": ("start_dim", "end_dim"), "softmax": ("dim",),
-    "cat": ("dim",), "dropout": ("p",)}
+    t.id: t.attributes for t in LAYER_TYPES.values() if t.attributes is not None}
 _PAIRS = ("kernel_size", "stride", "padding", "dilation", "output_size")
 _DROPPED = ("inplace", "training", "return_indices")  # how to run, not what is computed
 _SKIP = object()  # an attribute value with no JSON form (a tensor argument, a module, ...)

@@ -15,13 +15,15 @@ import torch._dynamo  # noqa: F401  (see below)
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convscope import layer_types
 from convscope.factory import build
 
 # torch.optim imports torch._dynamo on first use: 1.5–2 s of Python holding the GIL, which would
 # stall every request in flight when the first run starts. Imported here, it is paid at start-up.
 
 Architecture = Literal["lenet", "tinyvgg"]
-Activation = Literal["relu", "sigmoid", "tanh", "leaky_relu"]
+# The activation layer types' ids (convscope.layer_types.ACTIVATIONS), for request validation and the schema.
+Activation = Literal[tuple(layer_types.ACTIVATIONS)]  # type: ignore[valid-type]
 Pooling = Literal["max", "avg"]
 LossName = Literal["cross_entropy", "mse"]
 
@@ -50,14 +52,8 @@ ARCHITECTURES: dict[str, Net] = {n.id: n for n in [
         "32 kernels). Fewer parameters than LeNet-style but about 7× the arithmetic per image: slower to train.",
         "convscope.models.tinyvgg:TinyVGG", {"channels": 16}),
 ]}
-ACTIVATIONS: dict[str, Choice] = {c.id: c for c in [
-    Choice("relu", "ReLU", "max(0, x): the modern default; gradients do not shrink for positive inputs."),
-    Choice("sigmoid", "Sigmoid", "1 / (1 + e^-x): squashes to (0, 1); its gradient is at most 0.25, so deep "
-           "stacks learn slowly (vanishing gradients)."),
-    Choice("tanh", "Tanh", "Squashes to (-1, 1), centred on zero; LeNet's original choice."),
-    Choice("leaky_relu", "Leaky ReLU", "Like ReLU but with slope 0.01 for negative inputs, so no unit is "
-           "ever without a gradient."),
-]}
+# Every activation layer type (convscope.layer_types), as the models build them (models/lenet.py).
+ACTIVATIONS: dict[str, Choice] = {t.id: Choice(t.id, t.name, t.description) for t in layer_types.ACTIVATIONS.values()}
 POOLINGS: dict[str, Choice] = {c.id: c for c in [
     Choice("max", "Max pooling", "Each 2×2 window keeps its largest value."),
     Choice("avg", "Average pooling", "Each 2×2 window keeps its mean (LeNet's original subsampling)."),

@@ -143,6 +143,8 @@ export async function step(id, source, { target, loss, optimizer, lr = null, lay
 
 /** Every attribution method with its options, with this model's defaults and layers filled in. */
 export const listOptimizers = () => call('/api/optimizers').then(b => b.optimizers);
+export const listLayerTypes = () => call('/api/layer-types')
+  .then(b => Object.fromEntries(b.layer_types.map(t => [t.id, t])));
 export const listMethods = id => call(`/api/attributions/methods?model=${encodeURIComponent(id)}`).then(b => b.methods);
 
 export const attributionUrl = id => `/api/models/${encodeURIComponent(id)}/attributions?encoding=base64`;

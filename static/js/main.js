@@ -206,8 +206,8 @@ document.querySelector('[data-action=next]').addEventListener('click', () => sto
 
 async function boot() {
   const params = new URLSearchParams(location.search);
-  const [models, optimizers] = await Promise.all([api.listModels(), api.listOptimizers()]);
-  store.set({ models, optimizers });
+  const [models, optimizers, layerTypes] = await Promise.all([api.listModels(), api.listOptimizers(), api.listLayerTypes()]);
+  store.set({ models, optimizers, layerTypes });
   const select = document.querySelector('[data-control=model]');
   for (const m of store.models) select.append(new Option(m.name, m.id));
   const wanted = store.models.find(m => m.id === params.get('model')) ?? store.models[0];

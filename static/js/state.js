@@ -24,6 +24,7 @@ export class Store extends EventTarget {
     this.gradients = null;   // backward() for `result`'s image, target and loss, or null
     this.gradientRange = null;  // [min, max] over every layer's gradient, for the global scale
     this.optimizers = [];    // GET /api/optimizers: the one-step view's choices
+    this.layerTypes = {};    // GET /api/layer-types by id: each type's lesson, backward rule, pooling
     this.methods = [];       // attribution methods for `model` (GET /api/attributions/methods)
     this.attributionMethod = 'grad_cam';
     this.attributionOptions = {};  // the method's options the person changed; the rest are the server's defaults

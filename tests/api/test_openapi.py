@@ -76,7 +76,7 @@ def test_every_ref_in_the_spec_resolves(spec: dict[str, Any]) -> None:
 def test_every_api_route_declares_its_error_statuses_with_a_string_detail(spec: dict[str, Any]) -> None:
     checked = 0
     for path, method, op in operations(spec):
-        if not path.startswith("/api") or path in ("/api/health", "/api/optimizers"):  # take nothing, cannot fail
+        if not path.startswith("/api") or path in ("/api/health", "/api/optimizers", "/api/layer-types"):  # take nothing, cannot fail
             continue
         errors = {status: r for status, r in op["responses"].items() if status.startswith("4")}
         if "{" in path:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from convscope.engine.graph import Graph, Layer
 from convscope.errors import InvalidRequest
-
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
+from convscope.layer_types import ACTIVATIONS, LAYER_TYPES
 
 
 def _module_calls(graph: Graph) -> dict[str, int]:
@@ -49,7 +48,7 @@ def default_layer(graph: Graph) -> Layer | None:
         layer = readers[0]
         if layer.type in ACTIVATIONS:
             return layer
-        if layer.type != "batch_norm2d":
+        if layer.type not in LAYER_TYPES or LAYER_TYPES[layer.type].family != "normalization":
             return chosen
 
 

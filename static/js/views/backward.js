@@ -1,30 +1,11 @@
 // The backward lesson for any layer: what the gradient drawn above means, how this kind of layer
-// passes it on (the chain rule, in words), what the served numbers show, and, for a layer with
-// parameters, one optimizer step: the kernels before, the update, and after, with the loss before
-// and after — all computed by the server (POST /step), never here.
+// passes it on (the chain rule, in words, from the server's table of layer types), what the served
+// numbers show, and, for a layer with parameters, one optimizer step: the kernels before, the
+// update, and after, with the loss before and after — all computed by the server (POST /step).
 
 import { step, stepUrl } from '../api.js';
 import { count, el, percent, sig } from '../draw/dom.js';
 import { parameterFigure } from './weights.js';
-
-/** How a gradient flows back through each type of layer, in a sentence or two. */
-const RULES = {
-  conv2d: 'A convolution passes the gradient back by the same kernels, flipped: each input value gets the sum of the output gradients it helped to make, each times the weight that joined them. A weight\'s gradient is the sum, over every position, of its input value times the output gradient there.',
-  linear: 'A linear layer sends back Wᵀ·g: each input gets the output gradients weighted by the weights it feeds. Weight w[i, j] gets g[i] × x[j], so weights from strongly active inputs move most.',
-  relu: 'ReLU passes the gradient where its input was positive and blocks it (zero) everywhere else: units that were switched off learn nothing from this image.',
-  leaky_relu: 'LeakyReLU passes the gradient where its input was positive and passes a small fraction of it (the slope) where the input was negative, so no unit is cut off completely.',
-  sigmoid: 'Sigmoid multiplies the gradient by σ(x)(1 − σ(x)), at most 0.25 and close to 0 where it is saturated: stacked sigmoids make gradients shrink layer after layer (vanishing gradients).',
-  tanh: 'Tanh multiplies the gradient by 1 − tanh²(x), at most 1 and close to 0 where it is saturated.',
-  max_pool2d: 'Max pooling sends each gradient back to the one value that was the maximum of its window; every other value in the window gets zero.',
-  avg_pool2d: 'Average pooling shares each gradient equally among the values of its window.',
-  adaptive_avg_pool2d: 'Adaptive average pooling shares each gradient equally among the values of its window.',
-  flatten: 'Flatten only reshapes: the gradient goes back unchanged, folded into the maps it came from.',
-  softmax: 'Softmax couples every class: the gradient of one probability depends on all of them.',
-  batch_norm2d: 'Batch norm (in evaluation) scales and shifts each channel, so the gradient is scaled by γ / √(var + ε).',
-  dropout: 'Dropout does nothing when the model is evaluated, so the gradient passes unchanged.',
-  add: 'An addition copies its gradient to each of its inputs: this is why residual connections keep gradients alive.',
-  cat: 'A concatenation splits its gradient back into the pieces it joined.',
-};
 
 const LOSSES = {
   cross_entropy: 'cross-entropy −log p(target)',
@@ -140,7 +121,7 @@ export async function render(container, ctx) {
   container.append(
     el('h3', {}, `How the gradient passes through ${layer.name}`),
     el('p', { className: 'hint' }, 'Each value above is ∂loss/∂value: how much the loss would change if that value alone rose a little. Blue: raising it raises the loss; red: raising it lowers the loss; white: no effect.'),
-    el('p', { className: 'hint', dataset: { rule: layer.type } }, RULES[layer.type] ?? 'The gradient goes back through this layer by the chain rule.'),
+    el('p', { className: 'hint', dataset: { rule: layer.type } }, store.layerTypes[layer.type]?.backward ?? 'The gradient goes back through this layer by the chain rule.'),
     facts(store, layer, tensor));
   if (Object.keys(layer.parameters).length) container.append(stepPanel(ctx));
 }

@@ -196,7 +196,7 @@ async function renderLesson(store, layer, tensor) {
   shown.onPick = null;
   shown.grid.querySelectorAll('canvas').forEach(c => c.classList.remove('pickable'));
   const panel = shown;
-  const [view] = await Promise.all([store.backward ? backwardView() : viewFor(layer.type), panel.params]);
+  const [view] = await Promise.all([store.backward ? backwardView() : viewFor(store.layerTypes[layer.type]), panel.params]);
   if (!view || panel.lesson !== lesson) return;
   const linkChannels = pick => {
     panel.onPick = pick;

@@ -1,32 +1,24 @@
-// One teaching view per layer type; each exports render(container, context). Types not listed
-// get the generic detail view only.
+// The teaching view for each layer type. Which lesson explains a type is the server's one table of
+// layer types (GET /api/layer-types, app/layer_types.py: its `view`); each lesson module exports
+// render(container, context). Types without a lesson get the generic detail view only.
 
-const VIEWS = {
-  conv2d: () => import('./conv.js'),
-  relu: () => import('./activation.js'),
-  leaky_relu: () => import('./activation.js'),
-  sigmoid: () => import('./activation.js'),
-  tanh: () => import('./activation.js'),
-  max_pool2d: () => import('./pool.js'),
-  avg_pool2d: () => import('./pool.js'),
-  adaptive_avg_pool2d: () => import('./pool.js'),
-  adaptive_max_pool2d: () => import('./pool.js'),
-  batch_norm2d: () => import('./norm.js'),
-  add: () => import('./merge.js'),
-  cat: () => import('./merge.js'),
-  flatten: () => import('./dense.js'),
-  linear: () => import('./dense.js'),
-  softmax: () => import('./dense.js'),
+const LESSONS = {
+  conv: () => import('./conv.js'),
+  activation: () => import('./activation.js'),
+  pool: () => import('./pool.js'),
+  norm: () => import('./norm.js'),
+  merge: () => import('./merge.js'),
+  dense: () => import('./dense.js'),
 };
 
-/** The view module for a layer type, or null. */
-export async function viewFor(type) {
-  const load = VIEWS[type];
+/** The lesson module for a layer type (an entry of store.layerTypes, or undefined), or null. */
+export async function viewFor(layerType) {
+  const load = LESSONS[layerType?.view];
   if (!load) return null;
   try {
     return await load();
   } catch (error) {
-    console.warn(`No view for ${type} yet`, error);
+    console.warn(`No lesson for ${layerType.id} yet`, error);
     return null;
   }
 }

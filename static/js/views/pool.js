@@ -11,7 +11,6 @@ import { asOutputMap, at, channelMap, checkLine, select } from '../draw/lesson.j
 import { argmax, outputControls } from '../draw/picker.js';
 import { pair, tapsAt, windowGeometry, windowMarks } from '../draw/window.js';
 
-const MAX_TYPES = new Set(['max_pool2d', 'adaptive_max_pool2d']);
 const LISTED = 256;  // a window of more values shows its sum only: a 56×56 grid of numbers reads as noise
 
 /** PyTorch's adaptive window along one axis: output i of m, over an input of n, reads [start, end). */
@@ -94,7 +93,7 @@ function equation(isMax, p) {
 /** The window part: output map, input map with the window, the values, the result. */
 function windowLesson(container, ctx) {
   const { store, layer, tensor, input } = ctx;
-  const isMax = MAX_TYPES.has(layer.type);
+  const isMax = store.layerTypes[layer.type]?.pooling === 'max';
   const g = geometry(layer, input, tensor);
   const [C, h, w] = tensor.shape;
   const global = g.adaptive && h * w === 1;
