@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from convscope.optimizers import OptimizerName as Optimizer
+from convscope.optimizers import ParameterStep
 
 Encoding = Literal["json", "base64"]
 Loss = Literal["cross_entropy", "mse", "logit"]
@@ -137,16 +138,6 @@ class AttributionResult:
     layer: str | None
     layer_attribution: torch.Tensor | None
     options: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ParameterStep:
-    """One parameter before and after an optimizer step, its gradient, and the update (after - before)."""
-
-    before: torch.Tensor
-    after: torch.Tensor
-    gradient: torch.Tensor
-    update: torch.Tensor
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from convscope.api import api_router, pages
 from convscope.config import Settings, get_settings
-from convscope.engine.cache import RunCache
+from convscope.engine.cache import ForwardRunCache
 from convscope.errors import ConvScopeError, ModelsFileError
 from convscope.models_file import load_registry
 from convscope.registry import Registry, set_threads
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             log.error("%s", exc)  # the sentences first: uvicorn's traceback follows
             raise
         app.state.compute_limiter = limiter = anyio.CapacityLimiter(settings.compute_slots)
-        app.state.forward_runs = RunCache(settings.run_cache_bytes)  # summary forwards' layers, by run id
+        app.state.forward_runs = ForwardRunCache(settings.run_cache_bytes)  # summary forwards' layers, by run id
         catalogue = Catalogue(settings.data_dir, settings.fashion_mnist_dir)
         # Training steps wait while requests compute (read from the training thread: a plain int).
         app.state.training = training = RunManager(settings, app.state.registry, catalogue,

@@ -23,6 +23,24 @@ MAX_LR = 10.0  # the largest learning rate a request may ask for
 
 
 @dataclass(frozen=True)
+class ParameterStep:
+    """One parameter tensor (PyTorch's layout) before and after an optimizer step, the gradient the
+    optimizer was given, and the update: after - before, which way and how far the step moved each
+    value. The engine computes it (engine/step.py); the client returns it as the server sent it."""
+
+    before: torch.Tensor
+    after: torch.Tensor
+    gradient: torch.Tensor
+    update: torch.Tensor
+
+    @classmethod
+    def of(cls, before: torch.Tensor, after: torch.Tensor, gradient: torch.Tensor) -> ParameterStep:
+        # Kept rather than recomputed from a float16 answer's before and after, whose rounding
+        # (2⁻¹¹ relative) is larger than most single-step updates.
+        return cls(before, after, gradient, after - before)
+
+
+@dataclass(frozen=True)
 class OptimizerKind:
     """One optimizer: what people call it, what it does, how torch.optim builds it, its default rates."""
 

@@ -96,7 +96,7 @@ class SampleList(BaseModel):
     samples: list[SampleInfo]
 
 
-class Options(BaseModel):
+class OutputOptions(BaseModel):
     """What to send back; the same keys work as query parameters and multipart form fields."""
 
     model_config = ConfigDict(extra="forbid")
@@ -105,7 +105,7 @@ class Options(BaseModel):
     dtype: Literal["float32", "float16"] = Field("float32", description="float16 needs encoding=base64")
 
 
-class GradientOptions(Options):
+class GradientOptions(OutputOptions):
     target: int | None = Field(None, description="class index (default: the predicted class)")
     loss: Loss = "cross_entropy"
 
@@ -141,7 +141,7 @@ class SummaryOptions(BaseModel):
         return value
 
 
-class ForwardOptions(Options, SummaryOptions):
+class ForwardOptions(OutputOptions, SummaryOptions):
     """With summary, also the id of a kept `run` to fetch each layer's full output from."""
 
 
@@ -272,7 +272,8 @@ class StepRequest(ImageSource, StepOptions):
 
 
 class ParameterStep(BaseModel):
-    """One parameter tensor (PyTorch's layout) before and after the step, its gradient, and after - before."""
+    """The JSON form of convscope.optimizers.ParameterStep: one parameter tensor (PyTorch's layout) before
+    and after the step, its gradient, and after - before."""
 
     before: Tensor
     after: Tensor

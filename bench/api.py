@@ -256,7 +256,8 @@ def asgi_post(app: Any, path: str, body: bytes) -> Callable[[], Any]:
 
 def breakdown(client: httpx.Client, model_id: str, warm: int) -> list[str]:
     """Where the time of a forward with every layer goes: each step the server takes, timed alone."""
-    from convscope.api.inference import forward_body, input_tensor, prediction
+    from convscope.api.inference import forward_body
+    from convscope.api.model_requests import input_tensor, prediction
     from convscope.api.inputs import Parsed, _json, validate
     from convscope.engine import probe
     from convscope.main import create_app

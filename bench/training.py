@@ -42,13 +42,13 @@ from convscope.optimizers import OPTIMIZERS
 from convscope.registry import Registry, set_threads
 from convscope.training.datasets import Catalogue
 from convscope.training.nets import ACTIVATIONS
-from convscope.training.runs import FINAL, Run, RunManager
+from convscope.training.runs import FINAL, RunManager, TrainingRun
 from convscope.training.schemas import RunSettings
 
 ONE_EPOCH = {"dataset": "mnist", "architecture": "lenet", "pooling": "max", "batch_size": 32, "epochs": 1}
 
 
-def train(manager: RunManager, body: dict[str, Any]) -> Run:
+def train(manager: RunManager, body: dict[str, Any]) -> TrainingRun:
     run = manager.submit(RunSettings(**body))
     while run.status not in FINAL:
         time.sleep(0.02)
@@ -56,7 +56,7 @@ def train(manager: RunManager, body: dict[str, Any]) -> Run:
     return run
 
 
-def epoch_seconds(run: Run) -> float:
+def epoch_seconds(run: TrainingRun) -> float:
     """Training plus the test pass, from the start event to the epoch event (data loading excluded)."""
     events = {e.type: e.fields for e in run.log.since(-1)[0]}
     return float(events["epoch"]["elapsed"] - events["start"]["elapsed"])

@@ -7,8 +7,8 @@ from fastapi.responses import Response
 
 from convscope.api.deps import ModelDep, RegistryDep, SettingsDep
 from convscope.api.errors import responses
-from convscope.api.inference import compute, input_tensor, prediction
 from convscope.api.inputs import Parsed, parse
+from convscope.api.model_requests import compute, input_tensor, prediction
 from convscope.api.serialize import json_response
 from convscope.codec import encode
 from convscope.config import Settings

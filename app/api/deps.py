@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from convscope.config import Settings
-from convscope.engine.cache import RunCache
+from convscope.engine.cache import ForwardRunCache
 from convscope.registry import LoadedModel, Registry
-from convscope.training.runs import Run, RunManager
+from convscope.training.runs import RunManager, TrainingRun
 
 
 # `async def`, though nothing here awaits: FastAPI runs a plain `def` dependency in its thread pool,
@@ -27,8 +27,8 @@ async def get_model(model: str, registry: Annotated[Registry, Depends(get_regist
     return registry.get(model)
 
 
-async def get_forward_runs(request: Request) -> RunCache:
-    runs: RunCache = request.app.state.forward_runs
+async def get_forward_runs(request: Request) -> ForwardRunCache:
+    runs: ForwardRunCache = request.app.state.forward_runs
     return runs
 
 
@@ -37,7 +37,7 @@ async def get_training(request: Request) -> RunManager:
     return training
 
 
-async def get_run(run: str, training: Annotated[RunManager, Depends(get_training)]) -> Run:
+async def get_training_run(run: str, training: Annotated[RunManager, Depends(get_training)]) -> TrainingRun:
     """The training run named in the path; NotFound (404) says where the runs are listed."""
     return training.get(run)
 
@@ -45,6 +45,6 @@ async def get_run(run: str, training: Annotated[RunManager, Depends(get_training
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
-RunCacheDep = Annotated[RunCache, Depends(get_forward_runs)]
+ForwardRunCacheDep = Annotated[ForwardRunCache, Depends(get_forward_runs)]
 TrainingDep = Annotated[RunManager, Depends(get_training)]
-RunDep = Annotated[Run, Depends(get_run)]
+TrainingRunDep = Annotated[TrainingRun, Depends(get_training_run)]

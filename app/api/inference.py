@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from torch import Tensor
@@ -10,15 +9,14 @@ from torch import Tensor
 from convscope.api.deps import ModelDep, SettingsDep
 from convscope.api.errors import responses
 from convscope.api.inputs import Parsed, parse
+from convscope.api.model_requests import compute, input_tensor, prediction
 from convscope.api.serialize import json_response
-from convscope.codec import decode, encode
+from convscope.codec import encode
 from convscope.config import Settings
 from convscope.engine import probe
-from convscope.engine.cache import RunCache
+from convscope.engine.cache import ForwardRunCache
 from convscope.engine.step import take_step
 from convscope.engine.summary import MAX_THUMBNAIL, THUMBNAIL, summarize
-from convscope.errors import Busy, InvalidRequest
-from convscope.imaging import load_image
 from convscope.optimizers import MAX_LR, OPTIMIZERS, rates
 from convscope.registry import LoadedModel
 from convscope.schemas import (
@@ -70,38 +68,8 @@ def request_body_doc(schema: type[ImageSource]) -> dict[str, Any]:
     }}}
 
 
-def input_tensor(model: LoadedModel, parsed: Parsed[Any], settings: Settings) -> Tensor:
-    """The [1, C, H, W] tensor the model consumes, from whichever source the request gave."""
-    spec = model.spec
-    if parsed.body.tensor is not None:
-        x = decode(parsed.body.tensor.model_dump())
-        expected = [spec.channels, spec.height, spec.width]
-        if list(x.shape) != expected:
-            raise InvalidRequest(f"The tensor has shape {list(x.shape)}, but model '{model.id}' takes {expected}.")
-        return x.unsqueeze(0)
-    if parsed.image is not None:
-        return load_image(parsed.image, spec, settings)
-    sample = model.sample(parsed.body.sample)
-    cached = model.sample_inputs.get(sample.id)
-    if cached is None:
-        cached = model.sample_inputs[sample.id] = load_image(sample.path.read_bytes(), spec, settings)
-    return cached.clone()  # callers may mark it for gradients or change it; the cached one stays as made
-
-
-def prediction(model: LoadedModel, logits: Tensor, probabilities: Tensor | None = None) -> dict[str, Any]:
-    """The served prediction from the real logits [K] and, if the model computes them itself with a
-    final softmax layer, its probabilities [K] (else softmax of the logits).
-
-    For a model that ends in a softmax, probe passes that layer's input as `logits` and its output
-    as `probabilities`, so that neither is the softmax of probabilities."""
-    index = int(logits.argmax())
-    probs = logits.softmax(0) if probabilities is None else probabilities
-    return {"index": index, "label": model.classes[index], "probabilities": probs.tolist(),
-            "logits": logits.tolist()}
-
-
 def forward_body(model: LoadedModel, parsed: Parsed[ForwardRequest], settings: Settings,
-                 runs: RunCache | None = None) -> Response:
+                 runs: ForwardRunCache | None = None) -> Response:
     """The forward answer; with summary=true, the outputs are kept in `runs` (if given) under the new `run` id."""
     opts = parsed.body
     x = input_tensor(model, parsed, settings)
@@ -153,16 +121,6 @@ def summaries(tensors: dict[str, Tensor], opts: ForwardRequest | BackwardRequest
         out[name] = {"shape": s.shape, "min": s.min, "max": s.max, "mean": s.mean, "std": s.std,
                      "thumbnail": encode(s.thumbnail, opts.encoding, opts.dtype)}
     return out
-
-
-async def compute(request: Request, work: Any, *args: Any) -> Response:
-    """Run CPU-bound work off the event loop, at most `compute_slots` at a time (no oversubscription)."""
-    limiter: anyio.CapacityLimiter = request.app.state.compute_limiter
-    settings: Settings = request.app.state.settings
-    if limiter.statistics().tasks_waiting >= settings.max_queued:
-        raise Busy(f"ConvScope is busy: {settings.max_queued} requests are already waiting. Try again in a moment.")
-    response: Response = await anyio.to_thread.run_sync(work, *args, limiter=limiter)
-    return response
 
 
 @router.post("/{model}/forward", response_model=ForwardResponse, openapi_extra=request_body_doc(ForwardRequest))

@@ -6,11 +6,11 @@ import anyio
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from convscope.api.deps import ModelDep, RunCacheDep
+from convscope.api.deps import ForwardRunCacheDep, ModelDep
 from convscope.api.errors import responses
 from convscope.api.serialize import json_response
 from convscope.codec import Encoding, WireDtype, encode
-from convscope.engine.cache import Run, RunCache
+from convscope.engine.cache import ForwardRun, ForwardRunCache
 from convscope.errors import InvalidRequest, NotFound
 from convscope.registry import LoadedModel
 from convscope.schemas import RunLayer
@@ -30,7 +30,7 @@ def budget_text(count: int) -> str:
     return f"{count} bytes"
 
 
-def kept_run(runs: RunCache, run_id: str, model: LoadedModel, layer: str) -> Run:
+def kept_run(runs: ForwardRunCache, run_id: str, model: LoadedModel, layer: str) -> ForwardRun:
     """The run, if the server still keeps it and it is this model's; else NotFound saying what to do."""
     found = runs.get(run_id)
     if found is None and runs.budget == 0:
@@ -48,7 +48,7 @@ def kept_run(runs: RunCache, run_id: str, model: LoadedModel, layer: str) -> Run
 
 
 @router.get("/{model}/runs/{run}/layers/{layer}", response_model=RunLayer)
-async def run_layer(model: ModelDep, runs: RunCacheDep,
+async def run_layer(model: ModelDep, runs: ForwardRunCacheDep,
                     run: Annotated[str, Path(description="the `run` id a forward with summary=true returned")],
                     layer: Annotated[str, Path(description='a layer name, or "input" for the input')],
                     encoding: Encoding = "json", dtype: WireDtype = "float32") -> Response:

@@ -10,14 +10,14 @@ import torch
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from convscope.api.deps import RunDep, TrainingDep
+from convscope.api.deps import TrainingDep, TrainingRunDep
 from convscope.api.errors import responses
 from convscope.api.serialize import json_response
 from convscope.codec import Encoding
 from convscope.optimizers import OPTIMIZERS
 from convscope.training.events import Event
 from convscope.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, POOLINGS, build_net
-from convscope.training.runs import FINAL, Run, RunManager
+from convscope.training.runs import FINAL, RunManager, TrainingRun
 from convscope.training.schemas import (
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -57,7 +57,7 @@ def _parameter_count(architecture: str) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def summary(training: RunManager, run: Run) -> RunSummary:
+def summary(training: RunManager, run: TrainingRun) -> RunSummary:
     state = run.snapshot()
     base = f"/api/training/runs/{run.id}"
     urls = RunUrls(run=base, events=f"{base}/events",
@@ -107,7 +107,7 @@ def list_runs(training: TrainingDep, status: Annotated[list[Status] | None, Quer
 
 
 @router.get("/runs/{run}", response_model=RunDetail, responses=responses(404))
-def run_detail(run: RunDep, training: TrainingDep, encoding: EncodingQuery = "json") -> Response:
+def run_detail(run: TrainingRunDep, training: TrainingDep, encoding: EncodingQuery = "json") -> Response:
     """A run's status, settings, progress, latest metrics and its whole history of events."""
     body = summary(training, run).model_dump(mode="json")
     events, _ = run.log.since(-1)
@@ -136,7 +136,7 @@ def sse(event: Event, encoding: Encoding) -> bytes:
                       'id: 3\nevent: step\ndata: {"type":"step","seq":3,"run":"3f9a0c12","step":3,...}\n\n'}}},
     204: {"description": "The run has ended and the client has every event already (Last-Event-ID): "
           "an EventSource stops reconnecting"}})
-async def run_events(run: RunDep, encoding: EncodingQuery = "json",
+async def run_events(run: TrainingRunDep, encoding: EncodingQuery = "json",
                      after: Annotated[int, Query(ge=-1, description="only events after this seq")] = -1,
                      last_event_id: Annotated[int | None, Header(ge=-1, description="sent by a reconnecting "
                                                                   "EventSource; wins over `after`")] = None
@@ -161,7 +161,7 @@ async def run_events(run: RunDep, encoding: EncodingQuery = "json",
 
 @router.delete("/runs/{run}", responses={**responses(404), 202: {
     "model": RunSummary, "description": "Cancellation asked, but the run had not stopped yet"}})
-async def cancel_run(run: RunDep, training: TrainingDep, response: Response) -> RunSummary:
+async def cancel_run(run: TrainingRunDep, training: TrainingDep, response: Response) -> RunSummary:
     """Cancel a queued or running run. A running run stops at its next step: the answer comes once
     it has (200, status `cancelled`), or after 5 s with status still `running` (202). A run that
     has already ended is left as it is (200, with its status). A cancelled run serves no model."""

@@ -21,7 +21,7 @@ from torch import Tensor
 
 
 @dataclass(frozen=True, eq=False)
-class Run:
+class ForwardRun:
     """One forward: the model's input [C, H, W] and the recorded layers' outputs (no batch dim,
     float32, detached), by layer name in execution order."""
 
@@ -50,13 +50,13 @@ def _kept(t: Tensor) -> Tensor:
     return t.detach().to(torch.float32)
 
 
-class RunCache:
+class ForwardRunCache:
     """Forward runs by id, least recently used evicted first, at most `budget` bytes in all; a
     budget of 0 keeps nothing. Safe to use from many threads at once."""
 
     def __init__(self, budget: int) -> None:
         self.budget = max(0, budget)
-        self._runs: OrderedDict[str, Run] = OrderedDict()
+        self._runs: OrderedDict[str, ForwardRun] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -70,7 +70,7 @@ class RunCache:
         size = footprint([x, *kept.values()])
         if size > self.budget:
             return None
-        run = Run(secrets.token_urlsafe(12), model, x, kept, size, weakref.ref(owner))
+        run = ForwardRun(secrets.token_urlsafe(12), model, x, kept, size, weakref.ref(owner))
         evicted = []  # freed after the lock is released: giving back megabytes is not instant
         with self._lock:
             while self._runs and self._bytes + size > self.budget:
@@ -81,7 +81,7 @@ class RunCache:
             self._bytes += size
         return run.id
 
-    def get(self, run_id: str) -> Run | None:
+    def get(self, run_id: str) -> ForwardRun | None:
         """The run with this id, now the most recently used; None once evicted (or never kept)."""
         with self._lock:
             run = self._runs.get(run_id)

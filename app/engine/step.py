@@ -23,21 +23,7 @@ from torch import Tensor, nn
 from convscope.engine import probe
 from convscope.engine.graph import Graph
 from convscope.errors import InvalidRequest
-from convscope.optimizers import MAX_LR, OPTIMIZERS
-
-
-@dataclass(frozen=True)
-class ParameterStep:
-    """One parameter tensor before and after the step, and the gradient the optimizer was given."""
-
-    before: Tensor
-    after: Tensor
-    gradient: Tensor
-
-    @property
-    def update(self) -> Tensor:
-        """after - before: which way, and how far, the step moved each value."""
-        return self.after - self.before
+from convscope.optimizers import MAX_LR, OPTIMIZERS, ParameterStep
 
 
 @dataclass(frozen=True)
@@ -90,7 +76,7 @@ def take_step(graph: Graph, x: Tensor, target: int | None = None, loss: str = "c
     for name in names:
         for key, path in graph.parameter_paths[name].items():
             shared = id(graph.module.get_parameter(path))
-            steps.setdefault(name, {})[key] = ParameterStep(
+            steps.setdefault(name, {})[key] = ParameterStep.of(
                 before=before[shared], after=private[shared].detach(), gradient=grads.parameter_gradients[name][key])
     return StepResult(
         target=grads.target, optimizer=optimizer, lr=rate, hyperparameters=dict(kind.settings), loss=grads.loss,

@@ -41,7 +41,7 @@ def timestamp(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Run:
+class TrainingRun:
     """One training run: its plan, its state and its event log. Its thread changes the state; the
     API reads `snapshot()`, taken under the same lock, so it never sees half an update."""
 
@@ -158,13 +158,13 @@ class RunManager:
         self.settings, self.registry, self.catalogue = settings, registry, catalogue
         self.requests_busy = requests_busy  # whether inference requests are computing right now
         self._lock = threading.Lock()
-        self._runs: dict[str, Run] = {}
-        self._queue: deque[Run] = deque()
-        self._active: set[Run] = set()
+        self._runs: dict[str, TrainingRun] = {}
+        self._queue: deque[TrainingRun] = deque()
+        self._active: set[TrainingRun] = set()
         self._closing = False
         self.folder = Path(tempfile.mkdtemp(prefix="convscope-runs-"))  # the trained models' sample PNGs
 
-    def submit(self, body: RunSettings) -> Run:
+    def submit(self, body: RunSettings) -> TrainingRun:
         """Start a run, or queue it; Busy (429) when the queue is full, InvalidRequest (422) for settings
         that cannot work with this dataset or these limits."""
         plan = make_plan(body, self.catalogue.info(body.dataset), self.settings)
@@ -178,7 +178,7 @@ class RunManager:
             run_id = secrets.token_hex(4)
             while run_id in self._runs:
                 run_id = secrets.token_hex(4)
-            run = Run(run_id, plan, self.catalogue.info(body.dataset))
+            run = TrainingRun(run_id, plan, self.catalogue.info(body.dataset))
             self._runs[run_id] = run
             self._forget_old()
             if len(self._active) < slots:
@@ -187,22 +187,22 @@ class RunManager:
                 self._queue.append(run)
         return run
 
-    def get(self, run_id: str) -> Run:
+    def get(self, run_id: str) -> TrainingRun:
         try:
             return self._runs[run_id]
         except KeyError:
             raise NotFound(f"There is no training run called '{run_id}'. GET /api/training/runs lists the runs "
                            f"(they last until the server restarts).") from None
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[TrainingRun]:
         with self._lock:
             return list(self._runs.values())
 
-    def queue_position(self, run: Run) -> int | None:
+    def queue_position(self, run: TrainingRun) -> int | None:
         with self._lock:
             return self._queue.index(run) + 1 if run in self._queue else None
 
-    def cancel(self, run_id: str, reason: str | None = None) -> Run:
+    def cancel(self, run_id: str, reason: str | None = None) -> TrainingRun:
         """Cancel a queued run at once, or ask a running one to stop at its next step. A run that has
         ended is left as it is."""
         run = self.get(run_id)
@@ -237,7 +237,7 @@ class RunManager:
 
     # --- inside the lock --------------------------------------------------------------------------
 
-    def _start(self, run: Run) -> None:
+    def _start(self, run: TrainingRun) -> None:
         run.mark_started()
         self._active.add(run)
         run.thread = threading.Thread(target=self._train, args=(run,), name=f"convscope-run-{run.id}", daemon=True)
@@ -254,7 +254,7 @@ class RunManager:
 
     # --- in the run's thread ----------------------------------------------------------------------
 
-    def _train(self, run: Run) -> None:
+    def _train(self, run: TrainingRun) -> None:
         lower_priority(self.settings.training_nice)
         try:
             self._execute(run)
@@ -278,7 +278,7 @@ class RunManager:
         while self.requests_busy() and time.monotonic() < deadline:
             time.sleep(0.001)
 
-    def _execute(self, run: Run) -> None:
+    def _execute(self, run: TrainingRun) -> None:
         limit = self.settings.training_max_seconds
         trainer = Trainer(run.plan, self.catalogue.load(run.plan.settings.dataset), run.cancel_requested.is_set,
                           deadline=time.monotonic() + limit, pause=self._give_way)

@@ -1,4 +1,4 @@
-"""RunCache: a bounded, thread-safe LRU of forward runs, measured in bytes of tensor memory."""
+"""ForwardRunCache: a bounded, thread-safe LRU of forward runs, measured in bytes of tensor memory."""
 
 import gc
 import re
@@ -8,7 +8,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from convscope.engine.cache import RunCache, footprint
+from convscope.engine.cache import ForwardRunCache, footprint
 
 
 class Owner:
@@ -29,7 +29,7 @@ def run_bytes(values: int) -> int:
 
 
 def test_put_keeps_detached_float32_copies_of_the_values_and_get_returns_them() -> None:
-    cache = RunCache(10_000)
+    cache = ForwardRunCache(10_000)
     x = torch.arange(6, dtype=torch.float64).reshape(1, 2, 3).requires_grad_(True)
     out = x * 2
     run_id = cache.put("m", OWNER, x, {"double": out, "same": x})
@@ -44,7 +44,7 @@ def test_put_keeps_detached_float32_copies_of_the_values_and_get_returns_them() 
 
 
 def test_run_ids_are_fresh_random_and_url_safe() -> None:
-    cache = RunCache(10**9)
+    cache = ForwardRunCache(10**9)
     ids = {cache.put("m", OWNER, X, layers(1)) for _ in range(200)}
     assert len(ids) == 200
     assert all(isinstance(i, str) and re.fullmatch(r"[A-Za-z0-9_-]{16}", i) for i in ids)
@@ -54,14 +54,14 @@ def test_views_of_one_storage_are_counted_once() -> None:
     base = torch.zeros(1, 8, 4, 4)
     assert footprint([base[0], base.flatten(1), base]) == 8 * 16 * 4
     assert footprint([torch.zeros(3), torch.zeros(5)]) == 32
-    cache = RunCache(10_000)
+    cache = ForwardRunCache(10_000)
     run_id = cache.put("m", OWNER, X, {"pool": base[0], "flatten": base.flatten(1)[0]})
     assert run_id is not None and cache.nbytes == 8 * 16 * 4 + 16
 
 
 def test_least_recently_used_runs_are_evicted_first_until_the_bytes_fit() -> None:
     size = run_bytes(100)
-    cache = RunCache(3 * size)  # room for three runs
+    cache = ForwardRunCache(3 * size)  # room for three runs
     first, second, third = (cache.put("m", OWNER, X, layers(100, i)) for i in (1.0, 2.0, 3.0))
     assert first and second and third and cache.nbytes == 3 * size
     assert cache.get(first) is not None  # now `second` is the least recently used
@@ -79,23 +79,23 @@ def test_least_recently_used_runs_are_evicted_first_until_the_bytes_fit() -> Non
 
 
 def test_a_run_larger_than_the_whole_budget_is_not_kept_and_evicts_nothing() -> None:
-    cache = RunCache(run_bytes(100) + 100)
+    cache = ForwardRunCache(run_bytes(100) + 100)
     small = cache.put("m", OWNER, X, layers(100))
     assert cache.put("m", OWNER, X, layers(1000)) is None
     assert small is not None and cache.get(small) is not None and len(cache) == 1
-    exact = RunCache(run_bytes(100))
+    exact = ForwardRunCache(run_bytes(100))
     assert exact.put("m", OWNER, X, layers(100)) is not None  # exactly the budget fits
 
 
 def test_budget_zero_keeps_nothing() -> None:
-    cache = RunCache(0)
+    cache = ForwardRunCache(0)
     assert cache.put("m", OWNER, X, layers(1)) is None
     assert len(cache) == 0 and cache.nbytes == 0 and cache.get("anything") is None
-    assert RunCache(-5).budget == 0
+    assert ForwardRunCache(-5).budget == 0
 
 
 def test_evicted_runs_release_their_tensors() -> None:
-    cache = RunCache(run_bytes(1000))
+    cache = ForwardRunCache(run_bytes(1000))
     first = cache.put("m", OWNER, X, layers(1000))
     assert first is not None
     run = cache.get(first)
@@ -108,7 +108,7 @@ def test_evicted_runs_release_their_tensors() -> None:
 
 
 def test_the_owner_is_held_weakly_so_a_replaced_model_is_not_kept_alive() -> None:
-    cache = RunCache(10_000)
+    cache = ForwardRunCache(10_000)
     owner = Owner()
     run_id = cache.put("m", owner, X, layers(1))
     assert run_id is not None
@@ -120,7 +120,7 @@ def test_the_owner_is_held_weakly_so_a_replaced_model_is_not_kept_alive() -> Non
 
 def test_many_threads_putting_and_getting_at_once_keep_the_budget_and_each_run_its_own_values() -> None:
     size = run_bytes(50)
-    cache = RunCache(20 * size)
+    cache = ForwardRunCache(20 * size)
     found: dict[str, float] = {}
     lock = threading.Lock()
     errors: list[str] = []

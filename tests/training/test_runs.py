@@ -1,6 +1,5 @@
 """The run manager without HTTP: slots and queue, cancel, limits, registration, forgetting, shutdown."""
 
-import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from convscope.config import Settings
 from convscope.errors import Busy, NotFound
 from convscope.registry import Registry
 from convscope.training.datasets import Catalogue, full_fashion_files
-from convscope.training.runs import FINAL, MAX_PAUSE_SECONDS, Run, RunManager
+from convscope.training.runs import FINAL, MAX_PAUSE_SECONDS, RunManager, TrainingRun
 from convscope.training.schemas import RunSettings
 from models.training.data import FASHION_SYSTEM_DIR
 
@@ -22,13 +21,13 @@ LONG = {"train_size": 6000, "batch_size": 32, "steps": 15000}
 
 @pytest.fixture
 def manager(settings: Settings, catalogue: Catalogue) -> Iterator[RunManager]:
-    limits = dataclasses.replace(settings, training_slots=1, training_max_queued=1, training_max_runs=3)
+    limits = settings.model_copy(update={"training_slots": 1, "training_max_queued": 1, "training_max_runs": 3})
     runs = RunManager(limits, Registry(), catalogue)
     yield runs
     runs.shutdown()
 
 
-def wait(run: Run, status: tuple[str, ...] = FINAL, timeout: float = 30) -> Run:
+def wait(run: TrainingRun, status: tuple[str, ...] = FINAL, timeout: float = 30) -> TrainingRun:
     deadline = time.monotonic() + timeout
     while run.status not in status:
         assert time.monotonic() < deadline, f"run {run.id} is still {run.status}"
@@ -36,7 +35,7 @@ def wait(run: Run, status: tuple[str, ...] = FINAL, timeout: float = 30) -> Run:
     return run
 
 
-def submit(manager: RunManager, **body: Any) -> Run:
+def submit(manager: RunManager, **body: Any) -> TrainingRun:
     return manager.submit(RunSettings(**body))
 
 
@@ -77,7 +76,8 @@ def test_cancelling_a_queued_run_ends_it_at_once_and_an_ended_run_stays_as_it_wa
 
 
 def test_time_ceiling_stops_a_run_which_keeps_its_model(settings: Settings, catalogue: Catalogue) -> None:
-    runs = RunManager(dataclasses.replace(settings, training_max_seconds=0), Registry(), catalogue)
+    # model_copy does not validate: 0 s, below what CONVSCOPE_TRAINING_MAX_SECONDS takes, ends a run at once.
+    runs = RunManager(settings.model_copy(update={"training_max_seconds": 0}), Registry(), catalogue)
     try:
         run = wait(runs.submit(RunSettings(**LONG)))
         assert run.status == "done" and "time limit of 0 s after 0 of 15,000 steps" in (run.reason or "")
@@ -107,7 +107,7 @@ def test_the_oldest_ended_runs_and_their_models_are_forgotten_past_the_limit(man
 
 def test_shutdown_cancels_queued_and_running_runs_joins_their_threads_and_cleans_up(
         settings: Settings, catalogue: Catalogue) -> None:
-    runs = RunManager(dataclasses.replace(settings, training_slots=1, training_max_queued=1), Registry(), catalogue)
+    runs = RunManager(settings.model_copy(update={"training_slots": 1, "training_max_queued": 1}), Registry(), catalogue)
     running, queued = runs.submit(RunSettings(**LONG)), runs.submit(RunSettings(**LONG))
     wait(running, ("running",))
     runs.shutdown()
@@ -122,7 +122,7 @@ def test_shutdown_cancels_queued_and_running_runs_joins_their_threads_and_cleans
 @pytest.mark.skipif(full_fashion_files(FASHION_SYSTEM_DIR) is None,
                     reason="the Debian package dataset-fashion-mnist is not installed")
 def test_the_full_fashion_mnist_is_trained_on_when_installed(settings: Settings) -> None:
-    full = dataclasses.replace(settings, fashion_mnist_dir=FASHION_SYSTEM_DIR)
+    full = settings.model_copy(update={"fashion_mnist_dir": FASHION_SYSTEM_DIR})
     runs = RunManager(full, Registry(), Catalogue(full.data_dir, full.fashion_mnist_dir))
     try:
         info = runs.catalogue.info("fashion-mnist")

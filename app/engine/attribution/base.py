@@ -130,7 +130,7 @@ ALL_OPTIONS = (LAYER, STEPS, BASELINE, SAMPLES, STDEVS, SEED, WINDOW, STRIDE)
 
 
 @dataclass(frozen=True)
-class Options:
+class MethodOptions:
     """Every method option, validated, with the constant defaults filled in; a method reads its own.
 
     `layer`, `window` and `stride` stay None when not given: their defaults depend on the model
@@ -205,5 +205,5 @@ class Method(ABC):
         return LAYER in cls.options
 
     @abstractmethod
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         """The attribution of the target's logit to x [1, C, H, W] (a leaf that requires grad)."""

@@ -5,7 +5,7 @@ from typing import cast
 from captum import attr as captum
 from torch import Tensor, nn
 
-from convscope.engine.attribution.base import LAYER, Method, Options, Result, Subject
+from convscope.engine.attribution.base import LAYER, Method, MethodOptions, Result, Subject
 
 
 def layer_cam(model: nn.Module, layer: nn.Module, x: Tensor, target: int) -> Tensor:
@@ -28,7 +28,7 @@ class GradCam(Method):
                "own resolution is in layer_attribution.")
     options = (LAYER,)
 
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         name, module = subject.layer(options.layer)
         cam = layer_cam(subject.model, module, x, target)
         return Result(upsample(cam, x), {"layer": name}, name, cam)

@@ -5,7 +5,7 @@ from typing import cast
 from captum import attr as captum
 from torch import Tensor
 
-from convscope.engine.attribution.base import Method, Options, Result, Subject
+from convscope.engine.attribution.base import Method, MethodOptions, Result, Subject
 
 
 class GuidedBackprop(Method):
@@ -16,6 +16,6 @@ class GuidedBackprop(Method):
                "positive gradients (and only where its input was positive): sharp, edge-like maps. Applies to "
                "nn.ReLU modules; a functional relu passes its ordinary gradient.")
 
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         found = captum.GuidedBackprop(subject.model).attribute(x, target=target)
         return Result(cast(Tensor, found), {})

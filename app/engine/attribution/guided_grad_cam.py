@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from convscope.engine.attribution.base import LAYER, Method, Options, Result, Subject
+from convscope.engine.attribution.base import LAYER, Method, MethodOptions, Result, Subject
 from convscope.engine.attribution.grad_cam import layer_cam, upsample
 from convscope.engine.attribution.guided_backprop import GuidedBackprop
 
@@ -17,7 +17,7 @@ class GuidedGradCam(Method):
                "fine input detail, kept only where the layer's evidence for the class lies.")
     options = (LAYER,)
 
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         name, module = subject.layer(options.layer)
         cam = layer_cam(subject.model, module, x, target)
         guided = GuidedBackprop().attribute(subject, x, target, options).attribution

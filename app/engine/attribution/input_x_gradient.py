@@ -5,7 +5,7 @@ from typing import cast
 from captum import attr as captum
 from torch import Tensor
 
-from convscope.engine.attribution.base import Method, Options, Result, Subject
+from convscope.engine.attribution.base import Method, MethodOptions, Result, Subject
 
 
 class InputXGradient(Method):
@@ -15,6 +15,6 @@ class InputXGradient(Method):
     summary = ("Each input value times the gradient of the target's score with respect to it: a first-order "
                "estimate of how much that value adds to the score (signed; zero where the input is zero).")
 
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         found = captum.InputXGradient(subject.model).attribute(x, target=target)
         return Result(cast(Tensor, found), {})

@@ -5,7 +5,7 @@ from typing import cast
 from captum import attr as captum
 from torch import Tensor
 
-from convscope.engine.attribution.base import BASELINE, STEPS, Method, Options, Result, Subject
+from convscope.engine.attribution.base import BASELINE, STEPS, Method, MethodOptions, Result, Subject
 
 
 class IntegratedGradients(Method):
@@ -16,7 +16,7 @@ class IntegratedGradients(Method):
                "from the baseline to the input; the values add up to the score's change from baseline to input.")
     options = (STEPS, BASELINE)
 
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         found = captum.IntegratedGradients(subject.model).attribute(
             x, baselines=subject.baseline(options.baseline, x), target=target, n_steps=options.steps,
             internal_batch_size=subject.batch(options.steps))

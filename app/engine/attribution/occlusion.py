@@ -12,7 +12,7 @@ from convscope.engine.attribution.base import (
     STRIDE,
     WINDOW,
     Method,
-    Options,
+    MethodOptions,
     Pair,
     Result,
     Subject,
@@ -44,7 +44,7 @@ class Occlusion(Method):
                "baseline, averaged over every window position that covers the pixel; forward passes only.")
     options = (WINDOW, STRIDE, BASELINE)
 
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         channels, height, width = x.shape[1:]
         size = (height, width)
         window = options.window or default_window(height, width)

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from convscope.engine.attribution.base import ALL_OPTIONS, LAYER, STRIDE, WINDOW, Method, Option, Options
+from convscope.engine.attribution.base import ALL_OPTIONS, LAYER, STRIDE, WINDOW, Method, MethodOptions, Option
 from convscope.engine.attribution.deconvolution import Deconvolution
 from convscope.engine.attribution.grad_cam import GradCam
 from convscope.engine.attribution.guided_backprop import GuidedBackprop
@@ -32,7 +32,7 @@ def method(name: object) -> type[Method]:
     return found
 
 
-def configure(cls: type[Method], given: Mapping[str, object]) -> Options:
+def configure(cls: type[Method], given: Mapping[str, object]) -> MethodOptions:
     """The method's options from `given` (None values mean 'not given'), checked, defaults filled in.
 
     An option the method does not take is refused, so that no one believes it had an effect."""
@@ -46,7 +46,7 @@ def configure(cls: type[Method], given: Mapping[str, object]) -> Options:
             known = "" if name in OPTION_NAMES else " (nor of any method)"
             raise InvalidRequest(f"'{name}' is not an option of {cls.name}{known}; {takes}.")
         checked[name] = own[name].check(value)
-    return Options(**checked)
+    return MethodOptions(**checked)
 
 
 def describe(graph: Graph | None = None) -> list[dict[str, Any]]:

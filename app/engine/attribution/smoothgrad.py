@@ -6,7 +6,7 @@ import torch
 from captum import attr as captum
 from torch import Tensor
 
-from convscope.engine.attribution.base import SAMPLES, SEED, STDEVS, Method, Options, Result, Subject
+from convscope.engine.attribution.base import SAMPLES, SEED, STDEVS, Method, MethodOptions, Result, Subject
 
 
 class _SeededNoiseTunnel(captum.NoiseTunnel):  # type: ignore[misc]  # Captum has no type information
@@ -41,7 +41,7 @@ class SmoothGrad(Method):
                "the mean |gradient|, which keeps what is stable around the input and averages away the speckle.")
     options = (SAMPLES, STDEVS, SEED)
 
-    def attribute(self, subject: Subject, x: Tensor, target: int, options: Options) -> Result:
+    def attribute(self, subject: Subject, x: Tensor, target: int, options: MethodOptions) -> Result:
         tunnel = _SeededNoiseTunnel(captum.Saliency(subject.model), options.seed)
         found = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=options.samples,
                                  nt_samples_batch_size=subject.batch(options.samples), stdevs=float(options.stdevs),

@@ -68,10 +68,10 @@ def test_bad_options_are_refused_naming_the_option(name: str, given: dict[str, A
 
 
 def test_options_are_converted_and_defaults_filled_in() -> None:
-    assert configure(METHODS["occlusion"], {"window": 5, "stride": [2, 3], "steps": None}) == base.Options(
+    assert configure(METHODS["occlusion"], {"window": 5, "stride": [2, 3], "steps": None}) == base.MethodOptions(
         window=(5, 5), stride=(2, 3))
     assert configure(METHODS["smoothgrad"], {"stdevs": 1}).stdevs == 1.0
-    assert configure(METHODS["saliency"], {}) == base.Options()
+    assert configure(METHODS["saliency"], {}) == base.MethodOptions()
 
 
 @pytest.mark.parametrize(("options", "words"), [
