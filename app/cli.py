@@ -6,15 +6,14 @@
     convscope check (the same model options)
     convscope --version                       (python -m convscope ... is the same command)
 
-Your models are checked completely before the server starts: any mistake is printed (no
-traceback) and the command exits with status 2. `--model` and `--models-file` factories are
-imported from the current folder too.
+Your settings (CONVSCOPE_* variables, .env) and models are checked completely before the server
+starts: any mistake is printed (no traceback) and the command exits with status 2. `--model` and
+`--models-file` factories are imported from the current folder too.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import re
 import sys
@@ -23,8 +22,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from convscope import __version__
-from convscope.config import Settings, get_settings
+from convscope.config import Settings, settings_problem
 from convscope.errors import ModelsFileError
 
 if TYPE_CHECKING:
@@ -123,19 +124,25 @@ def _positive(text: str) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """The environment's settings with the command line's choices over them."""
-    settings = get_settings()
-    threads = getattr(args, "threads", None)
-    return dataclasses.replace(
-        settings, builtins=settings.builtins and not args.no_builtins,
-        models_file=settings.models_file if args.models_file is None else args.models_file,
-        torch_threads=settings.torch_threads if threads is None else threads)
+    """The environment's (and .env's) settings with the command line's choices over them."""
+    chosen: dict[str, Any] = {}  # pydantic-settings: keyword arguments win over the environment
+    if args.no_builtins:
+        chosen["builtins"] = False
+    if args.models_file is not None:
+        chosen["models_file"] = args.models_file
+    if getattr(args, "threads", None) is not None:
+        chosen["torch_threads"] = args.threads
+    return Settings(**chosen)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; the exit status: 0, or 2 for a bad command line or models file."""
+    """Run a command; the exit status: 0, or 2 for a bad command line, setting or models file."""
     args = parser().parse_args(argv)
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        print(settings_problem(exc), file=sys.stderr)
+        return USAGE_ERROR
     logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING,
                         format="%(levelname)s:     %(message)s")  # uvicorn's look
     try:

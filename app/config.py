@@ -1,71 +1,102 @@
-"""One Settings object, read from CONVSCOPE_* environment variables."""
+"""One Settings object, read from CONVSCOPE_* environment variables and a `.env` file (pydantic-settings)."""
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from convscope.resources import folder
 
 PREFIX = "CONVSCOPE_"
+ENV_FILE = ".env"  # read from the folder the server starts in; the environment wins over it
 
 
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(PREFIX + name, default))
+class Settings(BaseSettings):
+    """Limits and locations; every field can be set with CONVSCOPE_<FIELD NAME IN CAPITALS>.
 
+    An empty value means the default, except for fashion_mnist_dir (empty: always the subset). The
+    README's settings table lists every field with its default (tests/test_settings.py checks it)."""
 
-def _bool(name: str, default: bool) -> bool:
-    value = os.environ.get(PREFIX + name, "").strip().lower()
-    return default if not value else value not in ("0", "false", "no", "off")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=ENV_FILE, env_file_encoding="utf-8",
+                                      extra="ignore", frozen=True)
 
-
-def _optional_path(name: str, default: str) -> Path | None:
-    value = os.environ.get(PREFIX + name, default)
-    return Path(value) if value else None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Limits and locations; every field can be set with CONVSCOPE_<FIELD NAME IN CAPITALS>."""
-
-    max_upload_bytes: int = field(default_factory=lambda: _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
-    max_image_pixels: int = field(default_factory=lambda: _int("MAX_IMAGE_PIXELS", 40_000_000))
-    models_dir: Path = field(
-        default_factory=lambda: Path(os.environ.get(PREFIX + "MODELS_DIR", folder("models")))
-    )
-    # A TOML file of the user's own models, served after the built-ins (app/models_file.py); none if empty.
-    models_file: Path | None = field(default_factory=lambda: _optional_path("MODELS_FILE", ""))
-    # Serve the built-in models of models_dir too; false serves only the models file's.
-    builtins: bool = field(default_factory=lambda: _bool("BUILTINS", True))
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description=(
+        "Uploads larger than this many bytes get a 413."))
+    max_image_pixels: int = Field(default=40_000_000, ge=1, description=(
+        "Images with more pixels than this (decompression bombs included) get a 413 before decoding."))
+    models_dir: Path = Field(default_factory=lambda: folder("models"), description=(
+        "The folder the built-in models' cards and weights are read from."))
+    # app/models_file.py reads it; served after the built-ins.
+    models_file: Path | None = Field(default=None, description=(
+        "A TOML file of your own models to serve too; none by default."))
+    builtins: bool = Field(default=True, description=(
+        "Serve the built-in models of models_dir too; false (or 0, no, off) serves only the models file's."))
     # Small models are dominated by thread wake-up (DESIGN.md): one intra-op thread is faster.
-    torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", 1))
-    # Requests computing at once; with one thread each, one per core keeps the CPU busy, not thrashing.
-    compute_slots: int = field(default_factory=lambda: _int("COMPUTE_SLOTS", os.cpu_count() or 1))
-    # Requests waiting for a slot before new ones get 429 instead of an ever-longer wait.
-    max_queued: int = field(default_factory=lambda: _int("MAX_QUEUED", 64))
-    # The training lab (app/training). Runs training at once: each takes a core (default 1 of 2).
-    training_slots: int = field(default_factory=lambda: _int("TRAINING_SLOTS", 1))
-    # Runs waiting for a training slot before new ones get 429.
-    training_max_queued: int = field(default_factory=lambda: _int("TRAINING_MAX_QUEUED", 4))
-    # Ceilings per run: optimizer steps, and seconds of training (a run stops there, keeping its model).
-    training_max_steps: int = field(default_factory=lambda: _int("TRAINING_MAX_STEPS", 20_000))
-    training_max_seconds: int = field(default_factory=lambda: _int("TRAINING_MAX_SECONDS", 600))
-    # Added to a training thread's nice value (Linux), so request threads win a contended core; 0: none.
-    training_nice: int = field(default_factory=lambda: _int("TRAINING_NICE", 10))
-    # Runs remembered (with their trained models); past that the oldest finished run is forgotten.
-    training_max_runs: int = field(default_factory=lambda: _int("TRAINING_MAX_RUNS", 50))
-    # The dataset subsets shipped with the project (data/README.md).
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get(PREFIX + "DATA_DIR", folder("data"))))
-    # The full Fashion-MNIST, used instead of the subset when its IDX files are here (the Debian
-    # package dataset-fashion-mnist puts them there); an empty value means: always the subset.
-    fashion_mnist_dir: Path | None = field(default_factory=lambda: _optional_path(
-        "FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-    # Forward runs kept for fetching their layers one by one (summary=true), most recent first, up to
-    # this many bytes of layer outputs in all (app/engine/cache.py); 0 keeps none.
-    run_cache_bytes: int = field(default_factory=lambda: _int("RUN_CACHE_BYTES", 256 * 1024 * 1024))
-    # Origins allowed to call the API from other sites' pages, comma-separated; none by default.
-    cors_origins: tuple[str, ...] = field(default_factory=lambda: tuple(
-        o.strip() for o in os.environ.get(PREFIX + "CORS_ORIGINS", "").split(",") if o.strip()))
+    torch_threads: int = Field(default=1, ge=1, description="PyTorch intra-op threads per request.")
+    # With one thread each, one slot per core keeps the CPU busy without thrashing it.
+    compute_slots: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description=(
+        "Requests computing at once; by default the number of cores."))
+    # A bound, so that an overloaded server answers 429 at once instead of an ever-longer wait.
+    max_queued: int = Field(default=64, ge=0, description=(
+        "Requests waiting for a compute slot; past that the API answers 429."))
+    # The training lab (app/training).
+    training_slots: int = Field(default=1, ge=1, description=(
+        "Training runs that train at once; each takes a core."))
+    training_max_queued: int = Field(default=4, ge=0, description=(
+        "Training runs waiting for a slot; past that, starting a run answers 429."))
+    training_max_steps: int = Field(default=20_000, ge=1, description="Optimizer steps a training run may take.")
+    training_max_seconds: int = Field(default=600, ge=1, description=(
+        "Seconds a training run may train; it stops there and keeps its model."))
+    # So that request threads win a contended core. Linux caps a nice value at 19.
+    training_nice: int = Field(default=10, ge=0, le=19, description=(
+        "Added to a training thread's nice value (Linux), so requests win a busy core; 0: none."))
+    training_max_runs: int = Field(default=50, ge=1, description=(
+        "Training runs remembered with their models; past that the oldest finished one is forgotten."))
+    data_dir: Path = Field(default_factory=lambda: folder("data"), description=(
+        "The folder the shipped dataset subsets are read from (data/README.md)."))
+    # The Debian package dataset-fashion-mnist puts the IDX files in the default folder.
+    fashion_mnist_dir: Path | None = Field(default=Path("/usr/share/datasets/fashion-mnist"), description=(
+        "The full Fashion-MNIST's IDX files, used instead of the subset when all four are there; "
+        "empty: always the subset."))
+    # Layer outputs of summary forwards (summary=true), most recent first (app/engine/cache.py).
+    run_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0, description=(
+        "Memory for the layer outputs of recent summary forwards, fetched by run id; 0 keeps none."))
+    # NoDecode: a comma-separated list, not the JSON that pydantic-settings expects of a tuple.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(default=(), description=(
+        "Comma-separated origins allowed to call the API from other sites' pages; none by default."))
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if value:
+            return value
+        if info.field_name == "fashion_mnist_dir":
+            return None
+        raise PydanticUseDefault()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
 
 def get_settings() -> Settings:
+    """The settings as the environment and `.env` give them now (a new object on every call)."""
     return Settings()
+
+
+def settings_problem(error: ValidationError) -> str:
+    """The sentences for settings that cannot work, one line per variable, naming it."""
+    lines = [f"Cannot start ConvScope with these settings (from the environment or {ENV_FILE}):"]
+    for problem in error.errors():
+        name = PREFIX + str(problem["loc"][0]).upper() if problem["loc"] else "a setting"
+        message = problem["msg"][:1].lower() + problem["msg"][1:]
+        lines.append(f"- {name}={problem['input']!r}: {message}.")
+    lines.append("Correct them, or unset them for the defaults (the README's Settings section lists them all).")
+    return "\n".join(lines)

@@ -15,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 
 from convscope.api import api_router, pages
-from convscope.config import Settings, get_settings
+from convscope.config import Settings, get_settings, settings_problem
 from convscope.engine.cache import ForwardRunCache
 from convscope.errors import ConvScopeError, ModelsFileError
 from convscope.models_file import load_registry
@@ -127,4 +128,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     return app
 
 
-app = create_app()
+try:
+    app = create_app()
+except ValidationError as exc:  # a bad CONVSCOPE_* setting: its sentences, not a traceback through uvicorn
+    raise SystemExit(settings_problem(exc)) from None
