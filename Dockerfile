@@ -14,6 +14,10 @@ RUN PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} pip install --no-cache-dir /dist/
     && useradd --create-home --uid 10001 convscope
 USER convscope
 WORKDIR /home/convscope
+# The run database (convscope.db): mount a volume here to keep the training runs across containers.
+ENV CONVSCOPE_DATA_DIR=/home/convscope/data
+RUN mkdir -p /home/convscope/data
+VOLUME /home/convscope/data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4)"]

@@ -4,10 +4,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
+from platformdirs import user_data_dir
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from convscope.database.connect import sqlite_url
 from convscope.resources import folder
 
 PREFIX = "CONVSCOPE_"
@@ -55,8 +57,16 @@ class Settings(BaseSettings):
         "Added to a training thread's nice value (Linux), so requests win a busy core; 0: none."))
     training_max_runs: int = Field(default=50, ge=1, description=(
         "Training runs remembered with their models; past that the oldest finished one is forgotten."))
-    data_dir: Path = Field(default_factory=lambda: folder("data"), description=(
+    subsets_dir: Path = Field(default_factory=lambda: folder("data"), description=(
         "The folder the shipped dataset subsets are read from (data/README.md)."))
+    # Per user, as the platform keeps application data (platformdirs): ~/.local/share/convscope on Linux.
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("convscope", appauthor=False)), description=(
+        "The folder ConvScope keeps its own data in: the run database (convscope.db), unless database_url "
+        "names another."))
+    # SQLAlchemy's URL form: postgresql+psycopg://user:password@host/database, sqlite:////path/file.db.
+    database_url: str | None = Field(default=None, description=(
+        "The database of training runs and their models; default: a SQLite file in data_dir. Give a "
+        "PostgreSQL URL to share the runs between servers on several machines."))
     # The Debian package dataset-fashion-mnist puts the IDX files in the default folder.
     fashion_mnist_dir: Path | None = Field(default=Path("/usr/share/datasets/fashion-mnist"), description=(
         "The full Fashion-MNIST's IDX files, used instead of the subset when all four are there; "
@@ -84,6 +94,11 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+
+def database_url(settings: Settings) -> str:
+    """The run database's URL: the one given, or the SQLite file in the data folder."""
+    return settings.database_url or sqlite_url(settings.data_dir)
 
 
 def get_settings() -> Settings:

@@ -18,13 +18,15 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from convscope.api import api_router, pages
-from convscope.config import Settings, get_settings, settings_problem
+from convscope.config import Settings, database_url, get_settings, settings_problem
+from convscope.database.connect import open_database
 from convscope.engine.cache import ForwardRunCache
 from convscope.errors import ConvScopeError, ModelsFileError
 from convscope.models_file import load_registry
 from convscope.registry import Registry, set_threads
 from convscope.resources import folder
 from convscope.training.datasets import Catalogue
+from convscope.training.records import RunRecords
 from convscope.training.runs import RunManager
 
 log = logging.getLogger("convscope")
@@ -98,9 +100,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             raise
         app.state.compute_limiter = limiter = anyio.CapacityLimiter(settings.compute_slots)
         app.state.forward_runs = ForwardRunCache(settings.run_cache_bytes)  # summary forwards' layers, by run id
-        catalogue = Catalogue(settings.data_dir, settings.fashion_mnist_dir)
+        catalogue = Catalogue(settings.subsets_dir, settings.fashion_mnist_dir)
         # Training steps wait while requests compute (read from the training thread: a plain int).
-        app.state.training = training = RunManager(settings, app.state.registry, catalogue,
+        records = RunRecords(open_database(database_url(settings)))  # earlier runs, and their models, are back
+        app.state.training = training = RunManager(settings, app.state.registry, catalogue, records,
                                                    requests_busy=lambda: limiter.borrowed_tokens > 0)
         restore_signals = on_exit_signals(training.begin_shutdown)
         try:
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         finally:
             restore_signals()
             training.shutdown()
+            records.engine.dispose()
 
     app = FastAPI(
         title="ConvScope",

@@ -64,7 +64,7 @@ def epoch_seconds(run: TrainingRun) -> float:
 
 def accuracy_table(seeds: int) -> None:
     settings = Settings()
-    manager = RunManager(settings, Registry(), Catalogue(settings.data_dir, settings.fashion_mnist_dir))
+    manager = RunManager(settings, Registry(), Catalogue(settings.subsets_dir, settings.fashion_mnist_dir))
     cases = [("optimizer", o, {"activation": "relu", "optimizer": o}) for o in OPTIMIZERS]
     cases += [("activation", a, {"activation": a, "optimizer": "adam"}) for a in ACTIVATIONS]
     print(f"One epoch on the MNIST digits subset (6,000 train, 1,000 test): LeNet-style, max pooling, batch 32, "
@@ -92,7 +92,7 @@ def epoch_times() -> None:
     """One epoch (seed 0, Adam, ReLU, max pooling, batch 32) of each architecture on each dataset,
     as this server has it (Fashion-MNIST is the full 60,000 / 10,000 when installed)."""
     settings = Settings()
-    manager = RunManager(settings, Registry(), Catalogue(settings.data_dir, settings.fashion_mnist_dir))
+    manager = RunManager(settings, Registry(), Catalogue(settings.subsets_dir, settings.fashion_mnist_dir))
     print("| dataset | images (train / test) | architecture | steps | s / epoch | ms / step | test accuracy |")
     print("|---|---|---|---|---|---|---|")
     try:

@@ -27,6 +27,24 @@ CHOSEN_FROM_OUTSIDE = {"CONVSCOPE_TORCH_THREADS", "CONVSCOPE_TEST_ARTIFACTS"}
 for _name in [name for name in os.environ if name.startswith("CONVSCOPE_") and name not in CHOSEN_FROM_OUTSIDE]:
     del os.environ[_name]
 os.environ["CONVSCOPE_FASHION_MNIST_DIR"] = ""  # always the shipped subset; tests of the full set make their own
+# Run databases live in folders of the suite's own, never the user's: this one for the session's
+# fixtures, one for each module's and each test's (below), and one for each live server (start_server).
+# Separate, because an app serves every run its database holds: no app may see another's runs.
+os.environ["CONVSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="convscope-test-data-")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def module_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The data folder of the module's fixtures (autouse: set before any other fixture of the module)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVSCOPE_DATA_DIR", str(tmp_path_factory.mktemp("data")))  # pytest cleans them up
+        yield
+
+
+@pytest.fixture(autouse=True)
+def own_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The data folder of every app, server and command a test makes itself."""
+    monkeypatch.setenv("CONVSCOPE_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -60,7 +78,7 @@ def start_server(*extra: str, env: dict[str, str] | None = None) -> tuple[subpro
         # A file, not a pipe: nobody reads a pipe while tests run, and a full pipe (~64 kB of
         # access log) would freeze the server on its next write.
         cwd=ROOT, stdout=tempfile.TemporaryFile(), stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "CONVSCOPE_DATA_DIR": tempfile.mkdtemp(prefix="convscope-test-data-"), **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -14,7 +14,8 @@ from convscope.resources import folder
 from tests import ROOT
 
 # Defaults computed when Settings is built, which the README describes in words: the words it must use.
-DESCRIBED = {"models_dir": "`models/`", "data_dir": "`data/`", "compute_slots": "number of cores"}
+DESCRIBED = {"models_dir": "`models/`", "subsets_dir": "`data/`", "compute_slots": "number of cores",
+             "data_dir": "per-user data folder"}  # platformdirs.user_data_dir("convscope")
 
 
 def variable(field: str) -> str:
@@ -67,7 +68,7 @@ def test_the_readme_gives_each_settings_default() -> None:
 
 def test_the_computed_defaults_are_the_packages_folders_and_the_cores() -> None:
     settings = Settings()
-    assert (settings.models_dir, settings.data_dir) == (folder("models"), folder("data"))
+    assert (settings.models_dir, settings.subsets_dir) == (folder("models"), folder("data"))
     assert settings.compute_slots == (os.cpu_count() or 1)
 
 

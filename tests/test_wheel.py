@@ -99,6 +99,11 @@ def test_the_wheel_installs_one_top_level_package_and_no_training_tools(wheel: P
                     "convscope/data/fashion-mnist-subset.npz"):
         assert shipped in names, shipped
     assert not [name for name in names if name.startswith("convscope/models/training/")]
+    # Every module of the runtime, and the database migrations with their template (app/database).
+    runtime = [f"convscope/{p.relative_to(ROOT / 'app').as_posix()}" for p in (ROOT / "app").rglob("*")
+               if p.suffix in (".py", ".mako") and "__pycache__" not in p.parts]
+    assert "convscope/database/migrations/versions/0001_training_runs.py" in runtime
+    assert [name for name in runtime if name not in names] == []
 
 
 def test_the_installed_package_imports_and_tells_its_version(env: Path, tmp_path: Path) -> None:

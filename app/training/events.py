@@ -50,6 +50,13 @@ class EventLog:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
+    @classmethod
+    def restored(cls, events: list[Event], closed: bool) -> "EventLog":
+        """A log holding `events` (numbered 0, 1, ... in order), closed if the run has ended."""
+        log = cls()
+        log._events, log._closed = list(events), closed
+        return log
+
     def append(self, kind: str, fields: dict[str, Any], kernels: Tensor | None = None, *, last: bool = False) -> Event:
         """Add an event (the final one if `last`) and wake every follower."""
         with self._lock:

@@ -12,6 +12,7 @@ from convscope.registry import LoadedModel, from_module
 from convscope.training.datasets import DatasetInfo
 from convscope.training.nets import ACTIVATIONS, ARCHITECTURES, LOSSES, POOLINGS, architecture_kwargs
 from convscope.training.plan import Plan
+from convscope.training.records import RunRecords
 from convscope.training.trainer import Trainer
 
 SAMPLES_PER_CLASS = 2
@@ -51,8 +52,7 @@ def card(run_id: str, plan: Plan, info: DatasetInfo, net: nn.Module, test: tuple
         "name": f"{arch.name} · {act.name} · {pool.name.split()[0]} pool · {opt.name} · {info.name} (run {run_id})",
         "description": f"Trained in the training lab (run {run_id}) on {plan.train_size:,} images for {length} "
                        f"({steps:,} steps of batch {s.batch_size}) with {opt.name} at learning rate "
-                       f"{s.learning_rate:g} and {loss.name.lower()} loss, seed {s.seed}. Served until the "
-                       f"server restarts.",
+                       f"{s.learning_rate:g} and {loss.name.lower()} loss, seed {s.seed}.",
         "architecture": {"factory": arch.factory, "kwargs": architecture_kwargs(s.architecture, s.activation, s.pooling)},
         "dataset": {"name": f"{info.name} ({info.kind}: {plan.train_size:,} train, {info.test_size:,} test)",
                     "id": info.id, "kind": info.kind, "licence": info.licence,
@@ -71,10 +71,14 @@ def card(run_id: str, plan: Plan, info: DatasetInfo, net: nn.Module, test: tuple
     }
 
 
-def export(run_id: str, trainer: Trainer, test: tuple[float, float], seconds: float, folder: Path) -> LoadedModel:
-    """The trained network as a LoadedModel (traced from a copy, so nothing shares its weights)."""
+def export(run_id: str, trainer: Trainer, test: tuple[float, float], seconds: float, folder: Path,
+           records: RunRecords) -> LoadedModel:
+    """The trained network as a LoadedModel (traced from a copy, so nothing shares its weights), its
+    card, weights and samples stored in the run's record, from which a restarted server serves it."""
     model = model_id(run_id)
     samples = write_samples(trainer, folder, model)
     info = trainer.data.info
-    return from_module(card(run_id, trainer.plan, info, trainer.net, test, trainer.step, seconds, samples),
-                       trainer.net, folder)
+    made = card(run_id, trainer.plan, info, trainer.net, test, trainer.step, seconds, samples)
+    records.add_model(run_id, made, trainer.net.state_dict(), {s["file"]: (folder / s["file"]).read_bytes()
+                                                                for s in samples})
+    return from_module(made, trainer.net, folder)

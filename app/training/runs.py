@@ -7,6 +7,7 @@ threads run at a lower OS priority, release the GIL after every step and, while 
 compute, wait for them before the next step: requests keep their speed (bench/training.py).
 """
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -20,13 +21,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from convscope.config import Settings
+from convscope.database.connect import open_database, sqlite_url
+from convscope.database.tables import RunRecord
 from convscope.errors import Busy, NotFound
-from convscope.registry import Registry
-from convscope.training.datasets import Catalogue, DatasetInfo
-from convscope.training.events import EventLog
+from convscope.factory import build
+from convscope.registry import Registry, from_module
+from convscope.training.datasets import Catalogue
+from convscope.training.events import Event, EventLog
 from convscope.training.export import export, model_id
 from convscope.training.plan import Plan, make_plan
+from convscope.training.records import RunRecords
 from convscope.training.schemas import RunSettings, Status
 from convscope.training.trainer import Diverged, EpochReport, StepReport, Trainer
 
@@ -41,12 +48,23 @@ def timestamp(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def plan_fields(plan: Plan) -> dict[str, Any]:
+    """A plan as JSON for its record (restore_plan reads it back)."""
+    return {**{f.name: getattr(plan, f.name) for f in dataclasses.fields(plan) if f.name != "settings"},
+            "settings": plan.settings.model_dump(mode="json")}
+
+
+def restore_plan(stored: dict[str, Any]) -> Plan:
+    return Plan(**{**stored, "settings": RunSettings.model_validate(stored["settings"])})
+
+
 class TrainingRun:
     """One training run: its plan, its state and its event log. Its thread changes the state; the
-    API reads `snapshot()`, taken under the same lock, so it never sees half an update."""
+    API reads `snapshot()`, taken under the same lock, so it never sees half an update. Every
+    change and every event is written to the run's record too (records.py)."""
 
-    def __init__(self, run_id: str, plan: Plan, dataset: DatasetInfo) -> None:
-        self.id, self.plan, self.dataset = run_id, plan, dataset
+    def __init__(self, run_id: str, plan: Plan, dataset: dict[str, str], records: RunRecords) -> None:
+        self.id, self.plan, self.dataset, self.records = run_id, plan, dataset, records
         self.log = EventLog()
         self.cancel_requested = threading.Event()
         self.cancel_reason = "Cancelled."
@@ -76,17 +94,42 @@ class TrainingRun:
             return None
         return (time.monotonic() - self._t_steps) / self.step * (self.plan.total_steps - self.step)
 
+    @classmethod
+    def restore(cls, record: RunRecord, records: RunRecords) -> "TrainingRun":
+        """A run as its record left it, with its whole event log (closed once it has ended)."""
+        run = cls(record.id, restore_plan(record.plan), record.dataset, records)
+        events = records.events(record.id)
+        run.status, run.created, run.started, run.finished = (
+            record.status, record.created, record.started, record.finished)  # type: ignore[assignment]
+        run.step, run.epoch, run.model, run.reason = record.step, record.epoch, record.model, record.reason
+        run.metrics |= record.metrics
+        # Its elapsed time is what the record says (or, for a run cut off mid-way, its last event).
+        known = record.elapsed if record.elapsed is not None else next(
+            (f.get("elapsed", 0.0) for _, _, f, _ in reversed(events)), 0.0)
+        run._t1 = time.monotonic()
+        run._t0 = run._t1 - known
+        run.log = EventLog.restored([Event(seq, kind, f, k) for seq, kind, f, k in events],
+                                    closed=record.status in FINAL)
+        return run
+
+    def _publish(self, kind: str, fields: dict[str, Any], kernels: Tensor | None = None, *, last: bool = False,
+                 **row: Any) -> None:
+        """An event into the log (waking the streams) and into the record, with the row's changes."""
+        event = self.log.append(kind, fields, kernels, last=last)
+        self.records.add_event(self.id, event.seq, kind, fields, kernels, **row)
+
     def mark_started(self) -> None:
         with self._lock:
             self.status, self.started, self._t0 = "running", time.time(), time.monotonic()
+        self.records.update_run(self.id, status="running", started=self.started)
 
     def begin(self, kernel_layer: str) -> None:
         p = self.plan
         self._t_steps = time.monotonic()
-        self.log.append("start", {"run": self.id, "total_steps": p.total_steps, "steps_per_epoch": p.steps_per_epoch,
+        self._publish("start", {"run": self.id, "total_steps": p.total_steps, "steps_per_epoch": p.steps_per_epoch,
                                   "epochs": p.epochs, "train_size": p.train_size, "test_size": p.test_size,
                                   "log_every": p.log_every, "kernel_layer": kernel_layer,
-                                  "elapsed": round(self.elapsed, 3)})
+                                  "elapsed": round(self.elapsed, 3)}, steps_began=time.time())
 
     def record(self, report: StepReport | EpochReport) -> None:
         """Update the state from a trainer's report and publish it as an event."""
@@ -97,15 +140,16 @@ class TrainingRun:
             else:
                 self.metrics |= {"test_loss": report.test_loss, "test_accuracy": report.test_accuracy}
             timing = {"elapsed": round(self.elapsed, 3), "eta": round(self._eta() or 0.0, 3)}
+            row = {"step": self.step, "epoch": self.epoch, "metrics": dict(self.metrics)}
         if isinstance(report, StepReport):
-            self.log.append("step", {"run": self.id, "step": report.step, "epoch": report.epoch, "loss": report.loss,
-                                     "accuracy": report.accuracy, "progress": report.step / self.plan.total_steps,
-                                     **timing}, report.kernels)
+            self._publish("step", {"run": self.id, "step": report.step, "epoch": report.epoch, "loss": report.loss,
+                                   "accuracy": report.accuracy, "progress": report.step / self.plan.total_steps,
+                                   **timing}, report.kernels, **row)
         else:
-            self.log.append("epoch", {"run": self.id, "epoch": report.epoch, "step": report.step,
-                                      "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
-                                      "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
-                                      **timing}, report.kernels)
+            self._publish("epoch", {"run": self.id, "epoch": report.epoch, "step": report.step,
+                                    "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
+                                    "test_loss": report.test_loss, "test_accuracy": report.test_accuracy,
+                                    **timing}, report.kernels, **row)
 
     def end(self, status: Status, reason: str | None, model: str | None = None,
             test: tuple[float, float] | None = None, step: int | None = None) -> None:
@@ -117,21 +161,22 @@ class TrainingRun:
             self.status, self.reason, self.model, self.finished = status, reason, model, time.time()
             if step is not None:
                 self.step = max(self.step, step)
-            self._t1 = time.monotonic() if self.started is not None else None
+            if self._t1 is None and self.started is not None:
+                self._t1 = time.monotonic()
             if test is not None:
                 self.metrics |= {"test_loss": test[0], "test_accuracy": test[1]}
             fields = {"run": self.id, "status": status, "reason": reason, "step": self.step,
                       "elapsed": round(self.elapsed, 3), "test_loss": test[0] if test else None,
                       "test_accuracy": test[1] if test else None, "model": model}
-            self.log.append("end", fields, last=True)
+            self._publish("end", fields, last=True, status=status, reason=reason, model=model, finished=self.finished,
+                          step=self.step, elapsed=self.elapsed, metrics=dict(self.metrics))
 
     def snapshot(self) -> dict[str, Any]:
         """The state as RunSummary fields (without queue position and URLs)."""
         with self._lock:
             p = self.plan
             return {"id": self.id, "status": self.status, "settings": p.settings,
-                    "dataset": {"id": self.dataset.id, "name": self.dataset.name, "kind": self.dataset.kind,
-                                "train_size": p.train_size, "test_size": p.test_size},
+                    "dataset": {**self.dataset, "train_size": p.train_size, "test_size": p.test_size},
                     "created": timestamp(self.created), "started": timestamp(self.started),
                     "finished": timestamp(self.finished), "step": self.step, "total_steps": p.total_steps,
                     "steps_per_epoch": p.steps_per_epoch, "epoch": self.epoch,
@@ -154,7 +199,8 @@ class RunManager:
     """Runs by id, the queue, and the threads that train them."""
 
     def __init__(self, settings: Settings, registry: Registry, catalogue: Catalogue,
-                 requests_busy: Callable[[], bool] = lambda: False) -> None:
+                 records: RunRecords | None = None, requests_busy: Callable[[], bool] = lambda: False) -> None:
+        """`records`: where runs are kept (default: a database of this manager's own, gone with it)."""
         self.settings, self.registry, self.catalogue = settings, registry, catalogue
         self.requests_busy = requests_busy  # whether inference requests are computing right now
         self._lock = threading.Lock()
@@ -162,7 +208,38 @@ class RunManager:
         self._queue: deque[TrainingRun] = deque()
         self._active: set[TrainingRun] = set()
         self._closing = False
-        self.folder = Path(tempfile.mkdtemp(prefix="convscope-runs-"))  # the trained models' sample PNGs
+        # The trained models' sample PNGs, written from their records for this process to serve.
+        self.folder = Path(tempfile.mkdtemp(prefix="convscope-runs-"))
+        self.records = records or RunRecords(open_database(sqlite_url(self.folder)))
+        self._restore()
+
+    def _restore(self) -> None:
+        """Every run the records hold, with its model; a run that was queued or training when its
+        server stopped has lost its training thread, so it ends as failed, saying so."""
+        for record in self.records.runs():
+            run = TrainingRun.restore(record, self.records)
+            self._runs[run.id] = run
+            if run.status == "queued":
+                run.end("failed", "The server stopped before this run could start. Start it again.")
+            elif run.status == "running":
+                run.end("failed", f"The server stopped while this run was training (at step {run.step:,} of "
+                        f"{run.plan.total_steps:,}). Start it again.")
+            elif run.model is not None:
+                self._serve_stored(run.model)
+
+    def _serve_stored(self, model: str) -> None:
+        """Serve a finished run's model from its record: the same weights, so the same answers."""
+        stored = self.records.model(model)
+        if stored is None:
+            log.warning("Training run model %s has no stored weights; it is not served", model)
+            return
+        for file, png in stored.samples.items():
+            (self.folder / file).parent.mkdir(parents=True, exist_ok=True)
+            (self.folder / file).write_bytes(png)
+        architecture = stored.card["architecture"]
+        module = build(architecture["factory"], architecture.get("kwargs", {}))
+        module.load_state_dict(stored.state)
+        self.registry.add(from_module(stored.card, module, self.folder))
 
     def submit(self, body: RunSettings) -> TrainingRun:
         """Start a run, or queue it; Busy (429) when the queue is full, InvalidRequest (422) for settings
@@ -178,7 +255,9 @@ class RunManager:
             run_id = secrets.token_hex(4)
             while run_id in self._runs:
                 run_id = secrets.token_hex(4)
-            run = TrainingRun(run_id, plan, self.catalogue.info(body.dataset))
+            info = self.catalogue.info(body.dataset)
+            run = TrainingRun(run_id, plan, {"id": info.id, "name": info.name, "kind": info.kind}, self.records)
+            self.records.add_run(run_id, plan_fields(plan), run.dataset, run.created)
             self._runs[run_id] = run
             self._forget_old()
             if len(self._active) < slots:
@@ -191,8 +270,7 @@ class RunManager:
         try:
             return self._runs[run_id]
         except KeyError:
-            raise NotFound(f"There is no training run called '{run_id}'. GET /api/training/runs lists the runs "
-                           f"(they last until the server restarts).") from None
+            raise NotFound(f"There is no training run called '{run_id}'. GET /api/training/runs lists the runs.") from None
 
     def runs(self) -> list[TrainingRun]:
         with self._lock:
@@ -248,6 +326,7 @@ class RunManager:
         excess = len(self._runs) - self.settings.training_max_runs
         for run in [r for r in self._runs.values() if r.status in FINAL][:max(excess, 0)]:
             del self._runs[run.id]
+            self.records.delete_run(run.id)
             if run.model is not None:
                 self.registry.remove(run.model)
                 shutil.rmtree(self.folder / run.model, ignore_errors=True)
@@ -290,7 +369,7 @@ class RunManager:
             run.end("cancelled", f"{run.cancel_reason} Stopped at step {trainer.step:,} of {run.plan.total_steps:,}.",
                     step=trainer.step)
             return
-        model = export(run.id, trainer, test, run.elapsed, self.folder)
+        model = export(run.id, trainer, test, run.elapsed, self.folder, self.records)
         with self._lock:  # a cancel that came during the export still wins
             if run.cancel_requested.is_set():
                 run.end("cancelled", f"{run.cancel_reason} Stopped after the last step, before serving the model.",

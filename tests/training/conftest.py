@@ -14,4 +14,4 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def catalogue(settings: Settings) -> Catalogue:
-    return Catalogue(settings.data_dir, settings.fashion_mnist_dir)
+    return Catalogue(settings.subsets_dir, settings.fashion_mnist_dir)

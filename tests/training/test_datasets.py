@@ -80,7 +80,7 @@ def test_full_fashion_mnist_is_used_when_its_idx_files_are_installed(tmp_path: P
     for stem, count in (("train", 30), ("t10k", 20)):
         write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
         write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.arange(count) % 10)
-    full = Catalogue(settings.data_dir, tmp_path)
+    full = Catalogue(settings.subsets_dir, tmp_path)
     info = full.info("fashion-mnist")
     assert (info.kind, info.train_size, info.test_size) == ("full", 30, 20)
     assert full.info("mnist").kind == "subset"
@@ -88,7 +88,7 @@ def test_full_fashion_mnist_is_used_when_its_idx_files_are_installed(tmp_path: P
     assert data.train_images.shape == (30, 28, 28) and data.test_labels.tolist() == [i % 10 for i in range(20)]
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()  # one file missing: the subset again
     assert full_fashion_files(tmp_path) is None
-    assert Catalogue(settings.data_dir, tmp_path).info("fashion-mnist").kind == "subset"
+    assert Catalogue(settings.subsets_dir, tmp_path).info("fashion-mnist").kind == "subset"
 
 
 def test_default_fashion_folder_is_where_the_debian_package_puts_it(monkeypatch: pytest.MonkeyPatch) -> None:

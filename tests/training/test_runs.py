@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import torch
 
 from convscope.config import Settings
 from convscope.errors import Busy, NotFound
@@ -103,6 +104,26 @@ def test_the_oldest_ended_runs_and_their_models_are_forgotten_past_the_limit(man
         manager.get(done[0].id)
     assert [m.id for m in manager.registry] == [r.model for r in done[1:]]
     assert not (manager.folder / f"run-{done[0].id}").exists()
+    assert [r.id for r in manager.records.runs()] == [r.id for r in done[1:]]  # its record is gone too
+    assert manager.records.events(done[0].id) == [] and manager.records.model(f"run-{done[0].id}") is None
+
+
+def test_a_new_manager_on_the_same_records_has_every_run_and_serves_their_models(
+        settings: Settings, catalogue: Catalogue, manager: RunManager) -> None:
+    done = wait(submit(manager, **SHORT))
+    again = RunManager(settings, Registry(), catalogue, manager.records)
+    try:
+        restored = again.get(done.id)
+        assert restored.snapshot() == done.snapshot()
+        assert [e.body() for e in restored.log.since(-1)[0]] == [e.body() for e in done.log.since(-1)[0]]
+        model, served = again.registry.get(done.model), manager.registry.get(done.model)
+        assert model.card == served.card
+        for name, tensor in served.graph.module.state_dict().items():  # the same bytes, restored
+            assert torch.equal(model.graph.module.state_dict()[name], tensor), name
+        assert {s: model.sample(s).path.read_bytes() for s in model.samples} == {
+            s: served.sample(s).path.read_bytes() for s in served.samples}
+    finally:
+        again.shutdown()
 
 
 def test_shutdown_cancels_queued_and_running_runs_joins_their_threads_and_cleans_up(
@@ -123,7 +144,7 @@ def test_shutdown_cancels_queued_and_running_runs_joins_their_threads_and_cleans
                     reason="the Debian package dataset-fashion-mnist is not installed")
 def test_the_full_fashion_mnist_is_trained_on_when_installed(settings: Settings) -> None:
     full = settings.model_copy(update={"fashion_mnist_dir": FASHION_SYSTEM_DIR})
-    runs = RunManager(full, Registry(), Catalogue(full.data_dir, full.fashion_mnist_dir))
+    runs = RunManager(full, Registry(), Catalogue(full.subsets_dir, full.fashion_mnist_dir))
     try:
         info = runs.catalogue.info("fashion-mnist")
         assert (info.kind, info.train_size, info.test_size) == ("full", 60000, 10000)
