@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     # Layer outputs of summary forwards (summary=true), most recent first (app/engine/cache.py).
     run_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0, description=(
         "Memory for the layer outputs of recent summary forwards, fetched by run id; 0 keeps none."))
+    # So that an idle Redis does not hold a class's forward runs forever.
+    run_cache_seconds: int = Field(default=3600, ge=1, description=(
+        "Seconds a kept forward run lives at most (it goes sooner when the budget is full)."))
+    # redis://host:6379/0; the job queue, the live events and the kept forward runs then go through it.
+    redis_url: str | None = Field(default=None, description=(
+        "A Redis server shared by every server and worker process; none: they share this machine's data "
+        "folder instead."))
+    # False on web servers when `convscope worker` processes do the training.
+    training_in_server: bool = Field(default=True, description=(
+        "Train the lab's runs in the server process itself; false (or 0, no, off): only `convscope worker` "
+        "processes train."))
     # NoDecode: a comma-separated list, not the JSON that pydantic-settings expects of a tuple.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(default=(), description=(
         "Comma-separated origins allowed to call the API from other sites' pages; none by default."))
