@@ -50,6 +50,31 @@ export async function getWeights(id, layer) {
   return out;
 }
 
+const weightsCache = new Map();  // "model/layer" -> Promise of getWeights(): a served model's weights never change
+
+/** getWeights(), asked of the server once per model and layer; a failed request is asked again next time. */
+export function weightsOf(id, layer) {
+  const key = `${id}/${layer}`;
+  if (!weightsCache.has(key)) {
+    const weights = getWeights(id, layer);
+    weightsCache.set(key, weights);
+    weights.catch(() => { if (weightsCache.get(key) === weights) weightsCache.delete(key); });
+  }
+  return weightsCache.get(key);
+}
+
+/**
+ * An <img> loading `url`: a sample's image as listSamples() names it (GET /api/models/{id}/samples/…),
+ * or an image the person gave (a blob or data URL). `onError` hears that the browser cannot show it.
+ */
+export function image(url, { alt = '', onError = null } = {}) {
+  const img = document.createElement('img');
+  img.alt = alt;
+  if (onError) img.addEventListener('error', () => onError(img));
+  img.src = url;
+  return img;
+}
+
 export const forwardUrl = id => `/api/models/${encodeURIComponent(id)}/forward?encoding=base64`;
 
 /**

@@ -56,10 +56,12 @@ async function run(source) {
     if (store.source === source) store.set({ error: `${input.imageName(source)}: ${error.message}`, rejected: source });
     throw error;
   }
-  store.globalRange = result.summaries
+  const wholeRange = result.summaries
     ? [Math.min(...Object.values(result.summaries).map(s => s.min)), Math.max(...Object.values(result.summaries).map(s => s.max))]
     : globalRange(Object.values(result.layers));
-  store.set({ result, resultSource: source });
+  // A new image starts every lesson from its own default pick (set with the result, so the lessons
+  // redrawn for it already read the empty picks).
+  store.set({ result, resultSource: source, globalRange: wholeRange, picks: {} });
 }
 
 /**
@@ -82,11 +84,13 @@ async function ensureLayers(names) {
     return (await api.forward(model.id, resultSource, { layers: missing })).layers;
   });
   if (store.result !== result) return;
+  // Filled in place and announced as 'fetched': a new `result` object would tell every view (and
+  // the picks) that the image changed.
   Object.assign(result.layers, fetched);
   store.set({ fetched: missing });
 }
 
-let backwardTicket = 0;
+let backwardTicket = 0;  // request bookkeeping, not page state: numbers the backward requests so a late one is dropped
 
 /**
  * In Backward mode, fetch the gradients for the image on show, its target and loss. The gradients
@@ -104,10 +108,10 @@ async function runBackward({ layerOnly = false } = {}) {
     () => api.backward(model.id, resultSource, { target, loss: lossFunction, layers, summary: store.large && !oneLayer }));
   if (ticket !== backwardTicket || store.model !== model) return;
   const gradients = oneLayer ? { ...before, layers: { ...before.layers, ...answer.layers } } : answer;
-  store.gradientRange = gradients.summaries
+  const gradientRange = gradients.summaries
     ? [Math.min(...Object.values(gradients.summaries).map(s => s.min)), Math.max(...Object.values(gradients.summaries).map(s => s.max))]
     : globalRange([gradients.inputGradient, ...Object.values(gradients.layers).map(g => g.activation)]);
-  store.set({ gradients });
+  store.set({ gradients, gradientRange });
 }
 
 async function chooseModel(id, { sample, layer, target = null } = {}) {
@@ -115,12 +119,12 @@ async function chooseModel(id, { sample, layer, target = null } = {}) {
     Promise.all([api.getModel(id), api.listSamples(id), api.listMethods(id)]));
   const cursor = Math.max(0, model.layers.findIndex(l => l.name === layer));
   store.set({ model, samples, methods, cursor, result: null, gradients: null, attribution: null, target,
-              fold: model.layers.length > 24, expanded: new Set(), filter: '' });
+              fold: model.layers.length > 24, expanded: new Set(), filter: '', allChannels: new Set(), picks: {} });
   const first = samples.find(s => s.id === sample) ?? samples[0];
   if (first) await run({ sample: first.id, url: first.url, label: first.label_name });
 }
 
-let attributionTicket = 0;
+let attributionTicket = 0;  // request bookkeeping, not page state: as backwardTicket
 
 /** The attribution map for the image on show, by the chosen method and options. */
 async function runAttribution() {
@@ -172,7 +176,7 @@ store.addEventListener('change', ({ detail: changed }) => {
   if (has('busy', 'error')) renderStatus();
   if (has('samples', 'source')) input.renderSamples($('samples'), store, quietly(run));
   if (has('result', 'source', 'rejected')) input.renderInputs($('original'), $('prepared'), store);
-  if (has('result')) prediction.render($('prediction'), store);
+  if (has('result', 'allClasses')) prediction.render($('prediction'), store);
   if (has('result', 'rejected')) input.markPrevious($('prediction'), store);
   if (has('model', 'result', 'mode', 'target', 'lossFunction', 'gradients')) mode.render($('mode'), store);
   if (has('result', 'mode', 'target', 'lossFunction')) quietly(runBackward)();
@@ -183,7 +187,7 @@ store.addEventListener('change', ({ detail: changed }) => {
   if (has('result', 'attributionMethod', 'attributionOptions', 'target')) quietly(runAttribution)();
   if (has('model', 'methods', 'result', 'attribution', 'attributionMethod', 'attributionOptions', 'target', 'attributionBusy')) {
     attribution.render($('attribution'), store);
-  }
+  } else if (has('attributionView')) attribution.renderView($('attribution'), store);
   if (has('result', 'cursor', 'scale', 'mode', 'gradients', 'fold', 'filter', 'expanded')) {
     overview.render($('overview'), store);
     overview.renderTools($('overview-tools'), store);

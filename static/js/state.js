@@ -11,12 +11,16 @@ export class Store extends EventTarget {
     this.samples = [];
     this.source = null;      // {sample, label} or {blob, name, url}
     this.result = null;      // forward(): {input, prediction, layers}
+    this.globalRange = null; // [min, max] over every layer of `result`, for the global colour scale
+    this.fetched = [];       // a large model's layers just added to `result.layers` (main.js ensureLayers)
     this.resultSource = null;  // the source `result` came from (`source` may be a newer, refused one)
     this.rejected = null;    // the last source the server refused, while the previous result stays shown
     this.cursor = 0;         // index of the current layer in model.layers
     this.scale = 'channel';  // colour scaling: 'channel' | 'layer' | 'global'
     this.fold = false;       // overview: show each block (e.g. a ResNet BasicBlock) as one column
     this.expanded = new Set();  // blocks unfolded by hand (module paths)
+    this.allChannels = new Set();  // layers whose every channel the detail view shows (names; per model)
+    this.allClasses = false;  // the prediction lists every class, not only the most probable
     this.filter = '';        // overview: show only layers whose name or type contains this
     this.mode = 'forward';   // 'forward': layer outputs; 'backward': the loss's gradients for them
     this.target = null;      // backward's target class index; null: the predicted class
@@ -30,6 +34,13 @@ export class Store extends EventTarget {
     this.attributionOptions = {};  // the method's options the person changed; the rest are the server's defaults
     this.attribution = null;       // the attribution for `result`'s image, or null
     this.attributionBusy = false;
+    this.attributionView = { opacity: 0.75, side: false };  // how the map lies over the image
+    // The person's choices in the lessons, by layer name, kept while they step away and back, change
+    // the colour scale or switch mode; a new image or model starts afresh ({}). Every lesson's pick
+    // is {c, y, x} (the value explained; activation: c; linear: unit), plus its own: conv `input`
+    // (the input channel whose products show) and `allInputs`; pool `shift` and `direction`;
+    // backward `optimizer` and `lr` of the one-step experiment.
+    this.picks = {};
     this.busy = null;        // a sentence while something slow runs
     this.error = null;       // the last error's sentence
   }
@@ -39,6 +50,14 @@ export class Store extends EventTarget {
     Object.assign(this, changes);
     this.dispatchEvent(new CustomEvent('change', { detail: Object.keys(changes) }));
   }
+
+  /** Merge `changes` into the lesson's choices for layer `name` (through set: announces 'picks'). */
+  pick(name, changes) {
+    this.set({ picks: { ...this.picks, [name]: { ...this.picks[name], ...changes } } });
+  }
+
+  /** The choices made in layer `name`'s lesson, or {} if none. */
+  picked(name) { return this.picks[name] ?? {}; }
 
   get layers() { return this.model ? this.model.layers : []; }
 

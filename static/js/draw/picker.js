@@ -24,7 +24,8 @@ function button(action, text, label) {
 
 /**
  * Controls for an output position {c, y, x} in a channels×rows×cols map. onChange(pos) runs on every
- * move. Playing stops by itself at the last position, or when the controls leave the page.
+ * move (the lessons record it in the store: `pos` here is only what the widget shows). Playing stops
+ * by itself at the last position, or when the controls leave the page.
  */
 export function outputControls({ channels, rows, cols, start, onChange, noun = 'output' }) {
   const pos = { ...start };
@@ -102,6 +103,16 @@ export function outputControls({ channels, rows, cols, start, onChange, noun = '
   col.addEventListener('change', () => set({ x: Number(col.value) }));
   show();
   return { element: root, set, move, stop, get: () => ({ ...pos }), playing: () => timer !== null };
+}
+
+/**
+ * The position a lesson opens on: the picked {c, y, x} (a store.picked() entry) if it lies inside a
+ * channels×rows×cols map, else `fallback` (the lesson's default).
+ */
+export function pickedOr(picked, [channels, rows, cols], fallback) {
+  const inside = (v, n) => Number.isInteger(v) && v >= 0 && v < n;
+  return inside(picked.c, channels) && inside(picked.y, rows) && inside(picked.x, cols)
+    ? { c: picked.c, y: picked.y, x: picked.x } : fallback;
 }
 
 /** The largest value of channel c: where to start: a value worth explaining. */

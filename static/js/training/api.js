@@ -35,6 +35,24 @@ export const cancelRun = id => call(runUrl(id), { method: 'DELETE' });
 /** The URL to follow a run's events after `seq` with an EventSource. */
 export const eventsUrl = (summary, after = -1) => `${summary.urls.events}?encoding=base64&after=${after}`;
 
+/**
+ * Follow a run's events (server-sent) after `after`, each decoded: onEvent(event) for start, step and
+ * epoch events, onEnd(event) for the end event, onLost() once the stream is closed for good. Returns
+ * the EventSource, for close().
+ */
+export function followRun(summary, after, { onEvent, onEnd, onLost }) {
+  const source = new EventSource(eventsUrl(summary, after));
+  const take = message => decodeEvent(JSON.parse(message.data));
+  for (const type of ['start', 'step', 'epoch']) source.addEventListener(type, message => onEvent(take(message)));
+  source.addEventListener('end', message => onEnd(take(message)));
+  source.addEventListener('error', () => {
+    // CONNECTING: the browser reconnects by itself, resuming after Last-Event-ID. CLOSED: the run
+    // is gone (the server restarted) or has nothing more to send.
+    if (source.readyState === EventSource.CLOSED) onLost();
+  });
+  return source;
+}
+
 /** An event as the API sends it, its kernels (if any) as {shape, data: Float32Array}. */
 export function decodeEvent(event) {
   return event.kernels ? { ...event, kernels: decodeTensor(event.kernels) } : event;

@@ -13,7 +13,8 @@ export class Follower {
   constructor(store, withProgress) {
     this.store = store;
     this.withProgress = withProgress;
-    this.streams = new Map();  // run id -> EventSource
+    // Connection bookkeeping, not page state (what the page shows is the store's):
+    this.streams = new Map();  // run id -> EventSource (api.followRun)
     this.loading = new Set();  // run ids whose history is being fetched
     this.timer = 0;
     this.timerActive = false;
@@ -38,11 +39,10 @@ export class Follower {
       }
     }
     for (const [id, run] of store.runs) if (!runs.has(id) && run.addedAt > asked) runs.set(id, run);
-    store.runs = runs;
-    const gone = [...store.compared].filter(id => !runs.has(id));
-    if (gone.length) store.set({ compared: new Set([...store.compared].filter(id => runs.has(id))) });
-    if (store.watched && !runs.has(store.watched)) store.set({ watched: null });
-    store.touch();
+    const changes = { runs };
+    if ([...store.compared].some(id => !runs.has(id))) changes.compared = new Set([...store.compared].filter(id => runs.has(id)));
+    if (store.watched && !runs.has(store.watched)) changes.watched = null;
+    store.set(changes);
   }
 
   /** Add a run the page has just started. */
@@ -50,8 +50,7 @@ export class Follower {
     if (this.store.runs.has(summary.id)) return;
     const run = new RunRecord(summary);
     run.addedAt = performance.now();
-    this.store.runs.set(summary.id, run);
-    this.store.touch();
+    this.store.addRun(run);
   }
 
   /** Open and close streams, and fetch histories, for what the page now shows. */
@@ -70,25 +69,22 @@ export class Follower {
   }
 
   open(run) {
-    const source = new EventSource(api.eventsUrl(run.summary, run.lastSeq));
-    this.streams.set(run.id, source);
-    const take = message => {
-      if (run.ingest(api.decodeEvent(JSON.parse(message.data)))) this.store.touch();
+    const take = event => {
+      if (run.ingest(event)) this.store.touch();
     };
-    for (const type of ['start', 'step', 'epoch']) source.addEventListener(type, take);
-    source.addEventListener('end', message => {
-      take(message);
-      this.close(run.id, source);  // before the server closes the stream, so it does not reconnect
-      this.load(run);               // the final summary: the numbers GET serves
-    });
-    source.addEventListener('error', () => {
-      // CONNECTING: the browser reconnects by itself, resuming after Last-Event-ID. CLOSED: the run
-      // is gone (the server restarted) or has nothing more to send; the list says which.
-      if (source.readyState === EventSource.CLOSED) {
+    const source = api.followRun(run.summary, run.lastSeq, {
+      onEvent: take,
+      onEnd: event => {
+        take(event);
+        this.close(run.id, source);  // before the server closes the stream, so it does not reconnect
+        this.load(run);               // the final summary: the numbers GET serves
+      },
+      onLost: () => {  // the run is gone or has nothing more to send: the list says which
         this.close(run.id, source);
         this.poll();
-      }
+      },
     });
+    this.streams.set(run.id, source);
   }
 
   close(id, source) {

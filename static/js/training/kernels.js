@@ -6,7 +6,7 @@ import { SIZES, legendGradient } from '../draw/colors.js';
 import { count, num } from '../draw/dom.js';
 import { drawMap, mapCanvas, range } from '../draw/heatmap.js';
 
-let drawn = null;  // the snapshot on show, so a frame without a new one redraws nothing
+let drawn = null;  // a DOM cache, not page state: the snapshot on show, so a frame without a new one redraws nothing
 
 /** The snapshot index on show: the store's choice, or the latest while following. */
 export function shownIndex(run, chosen) {

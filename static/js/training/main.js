@@ -46,8 +46,7 @@ async function start(settings) {
 }
 
 async function cancel(id) {
-  store.cancelling.add(id);
-  store.touch();
+  store.markCancelling(id, true);
   try {
     const summary = await withProgress(`Cancelling run ${id}…`, () => api.cancelRun(id));
     const run = store.runs.get(id);
@@ -55,8 +54,7 @@ async function cancel(id) {
   } catch (error) {
     store.set({ error: `Could not cancel run ${id}: ${error.message}` });
   } finally {
-    store.cancelling.delete(id);
-    store.touch();
+    store.markCancelling(id, false);
     follower.sync();
   }
 }
@@ -90,6 +88,7 @@ function renderStatus() {
 }
 
 // Redraw once per frame however many events came in it (a fast run sends hundreds a second).
+// Render scheduling, not page state: the store keys changed since the last frame, and that frame.
 const dirty = new Set();
 let frame = 0;
 function render() {

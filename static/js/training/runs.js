@@ -5,7 +5,7 @@
 import { el } from '../draw/dom.js';
 import { fullLabel } from './labels.js';
 
-const rows = new Map();  // run id -> row
+const rows = new Map();  // a DOM cache, not page state: run id -> its row, kept so focus and ticks survive
 
 function statusText(run) {
   const s = run.summary;

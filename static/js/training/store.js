@@ -34,6 +34,19 @@ export class LabStore extends EventTarget {
   /** The compared runs, in list order. */
   get comparedRuns() { return [...this.runs.values()].filter(r => this.compared.has(r.id)); }
 
+  /** Add a run (a RunRecord) the page has just started, at the end of the list. */
+  addRun(run) {
+    this.set({ runs: new Map(this.runs).set(run.id, run) });
+  }
+
+  /** Mark a run as being cancelled (its DELETE on its way), or no longer. */
+  markCancelling(id, on) {
+    const cancelling = new Set(this.cancelling);
+    if (on) cancelling.add(id);
+    else cancelling.delete(id);
+    this.set({ cancelling });
+  }
+
   /** Tick or untick a run for the compare chart. */
   compare(id, on) {
     const compared = new Set(this.compared);

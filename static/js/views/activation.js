@@ -123,7 +123,7 @@ function summary(fn, layer, input) {
     ` in ${layer.name}.`);
 }
 
-export async function render(container, { layer, tensor, input }) {
+export async function render(container, { store, layer, tensor, input }) {
   const make = FUNCTIONS[layer.type];
   if (!make) return;
   const fn = make(layer.attributes?.negative_slope ?? 0.01);
@@ -146,12 +146,15 @@ export async function render(container, { layer, tensor, input }) {
   const channelCount = el('p', { className: 'act-channel-count' });
   const scaleNote = el('p', { className: 'hint' });
   const readout = el('output', { className: 'readout' }, 'Point at a map to read input → output.');
-  let channel = mostActive(tensor, channels, size), frame;
+  // The channel picked is the store's (store.picked(layer).c); `plotted` is only what is on screen.
+  const picked = store.picked(layer.name).c;
+  const first = Number.isInteger(picked) && picked < channels ? picked : mostActive(tensor, channels, size);
+  const plotted = { channel: first, frame: null };
 
   function show(c) {
-    channel = c;
+    plotted.channel = c;
     const drawn = drawPlot(ctx, fn, ranges, input, tensor, c, size);
-    frame = drawn.frame;
+    plotted.frame = drawn.frame;
     plotCaption.textContent = `Each dot is one served (input, output) pair: ${count(drawn.shown)} of ${count(tensor.data.length)} shown${channels > 1 ? `, channel ${c} in blue` : ''}. Grey bars: how many inputs fall at each x. Shaded: where ${fn.name} changes values.`;
     scaleNote.textContent = drawMaps(figs, fn, input, tensor, c, strip ? 1 : h, w);
     const n = countChanged(fn, input.data, c * size, (c + 1) * size);
@@ -160,6 +163,7 @@ export async function render(container, { layer, tensor, input }) {
 
   function hover(canvas, event) {
     const [y, x] = cellAt(canvas, event);
+    const { channel, frame } = plotted;
     const i = channel * size + y * w + x;
     const where = strip ? `value ${x}` : `channel ${channel}, row ${y}, column ${x}`;
     readout.textContent = `${where}: input ${num(input.data[i], 4)} → output ${num(tensor.data[i], 4)}${fn.changed(input.data[i]) ? ` (${fn.verb})` : ''}`;
@@ -173,9 +177,9 @@ export async function render(container, { layer, tensor, input }) {
     fig.canvas.addEventListener('pointerleave', () => topCtx.clearRect(0, 0, PLOT.width, PLOT.height));
   }
   const side = el('div', { className: 'act-side' }, summary(fn, layer, input),
-    channels > 1 ? el('div', { className: 'act-pick' }, channelChooser(channels, channel, show), channelCount) : null,
+    channels > 1 ? el('div', { className: 'act-pick' }, channelChooser(channels, first, c => { store.pick(layer.name, { c }); show(c); }), channelCount) : null,
     el('div', { className: strip ? 'act-maps act-strips' : 'act-maps' }, figs.input.figure, figs.output.figure, figs.mask.figure),
     scaleNote, readout);
   container.append(el('h3', {}, `What ${fn.name} does`), intro, el('div', { className: 'act-row' }, plot, side));
-  show(channel);
+  show(first);
 }

@@ -54,18 +54,15 @@ function build(container, store) {
   target.addEventListener('change', () => store.set({ target: target.value === '' ? null : Number(target.value) }));
   const options = method.options.map(option => control(option, store.attributionOptions[option.name], value =>
     store.set({ attributionOptions: { ...store.attributionOptions, [option.name]: value } })));
-  const opacity = el('input', { type: 'range', min: 0, max: 1, step: 0.05, value: 0.75, dataset: { control: 'attribution-opacity' },
+  const opacity = el('input', { type: 'range', min: 0, max: 1, step: 0.05, dataset: { control: 'attribution-opacity' },
                                 'aria-label': 'Opacity of the map over the image' });
   const side = el('input', { type: 'checkbox', dataset: { control: 'attribution-side' } });
   const base = el('canvas', { className: 'attr-base', role: 'img', 'aria-label': 'the input image' });
   const map = el('canvas', { className: 'attr-map', role: 'img', 'aria-label': 'attribution map' });
   const figure = el('figure', { className: 'attr-figure' }, el('div', { className: 'attr-stack' }, base, map));
-  opacity.addEventListener('input', () => { map.style.opacity = figure.classList.contains('side') ? '' : opacity.value; });
-  side.addEventListener('change', () => {
-    figure.classList.toggle('side', side.checked);
-    map.style.opacity = side.checked ? '' : opacity.value;
-  });
-  map.style.opacity = opacity.value;
+  const look = changes => store.set({ attributionView: { ...store.attributionView, ...changes } });  // main.js: renderView
+  opacity.addEventListener('input', () => look({ opacity: Number(opacity.value) }));
+  side.addEventListener('change', () => look({ side: side.checked }));
   container.replaceChildren(
     el('label', { className: 'option' }, 'Method ', chooser),
     el('p', { className: 'hint', dataset: { summary: method.name } }, method.summary),
@@ -110,9 +107,23 @@ function show(container, store) {
   }
 }
 
+/** How the map lies over the image, from store.attributionView: its opacity, or beside it. */
+export function renderView(container, store) {
+  const { opacity, side } = store.attributionView;
+  const map = container.querySelector('.attr-map');
+  if (!map) return;
+  container.querySelector('[data-control=attribution-opacity]').value = String(opacity);
+  container.querySelector('[data-control=attribution-side]').checked = side;
+  container.querySelector('.attr-figure').classList.toggle('side', side);
+  map.style.opacity = side ? '' : String(opacity);
+}
+
 export function render(container, store) {
   if (!store.model || !store.methods?.length) return;
-  if (container.model !== store.model || container.method !== store.attributionMethod) build(container, store);
+  if (container.model !== store.model || container.method !== store.attributionMethod) {
+    build(container, store);
+    renderView(container, store);
+  }
   container.toggleAttribute('data-busy', Boolean(store.attributionBusy));
   show(container, store);
 }

@@ -53,37 +53,42 @@ const LR_RANGE = [-5, 0];  // the slider moves log10(lr)
 /** The one-step experiment: optimizer, learning rate, and what the step did to this layer. */
 function stepPanel(ctx) {
   const { store, layer } = ctx;
-  const state = { optimizer: 'sgd', lr: null, ticket: 0 };
+  // The optimizer and learning rate picked are the store's (store.picked(layer)); lr null: the
+  // server's default for the optimizer. `asked` numbers the requests, so only the latest lands.
+  const chosen = () => ({ optimizer: 'sgd', lr: null, ...store.picked(layer.name) });
+  let asked = 0;
   const optimizer = el('select', { dataset: { control: 'optimizer' }, 'aria-label': 'Optimizer' },
     ...store.optimizers.map(o => new Option(o.name, o.id)));
-  const slider = el('input', { type: 'range', min: LR_RANGE[0], max: LR_RANGE[1], step: 0.25, value: -2,
+  optimizer.value = chosen().optimizer;
+  const slider = el('input', { type: 'range', min: LR_RANGE[0], max: LR_RANGE[1], step: 0.25,
+                               value: chosen().lr === null ? -2 : Math.log10(chosen().lr),
                                dataset: { control: 'lr' }, 'aria-label': 'Learning rate (log scale)' });
   const lrText = el('output', { className: 'lr' });
   const result = el('div', { className: 'step-result', 'aria-live': 'polite' });
   const link = el('a', { className: 'api-link', textContent: 'API' });
 
   const run = async () => {
-    const ticket = ++state.ticket;
+    const ticket = ++asked;
     result.dataset.busy = '';
-    const options = { target: store.gradients.target, loss: store.gradients.lossFunction, optimizer: state.optimizer,
-                      lr: state.lr, layers: [layer.name] };
+    const { optimizer: picked, lr } = chosen();
+    const options = { target: store.gradients.target, loss: store.gradients.lossFunction, optimizer: picked,
+                      lr, layers: [layer.name] };
     link.href = stepUrl(store.model.id);
     try {
       const answer = await step(store.model.id, store.resultSource, options);
-      if (ticket !== state.ticket) return;
-      state.lr = answer.lr;
+      if (ticket !== asked) return;
       slider.value = String(Math.log10(answer.lr));
       lrText.textContent = `lr = ${answer.lr.toPrecision(2)}`;
       result.replaceChildren(...stepResult(store, layer, answer));
     } catch (error) {
-      if (ticket === state.ticket) result.replaceChildren(el('p', { className: 'status error' }, error.message));
+      if (ticket === asked) result.replaceChildren(el('p', { className: 'status error' }, error.message));
     } finally {
-      if (ticket === state.ticket) delete result.dataset.busy;
+      if (ticket === asked) delete result.dataset.busy;
     }
   };
-  optimizer.addEventListener('change', () => { state.optimizer = optimizer.value; state.lr = null; run(); });
+  optimizer.addEventListener('change', () => { store.pick(layer.name, { optimizer: optimizer.value, lr: null }); run(); });
   slider.addEventListener('input', () => { lrText.textContent = `lr = ${(10 ** Number(slider.value)).toPrecision(2)}`; });
-  slider.addEventListener('change', () => { state.lr = 10 ** Number(slider.value); run(); });
+  slider.addEventListener('change', () => { store.pick(layer.name, { lr: 10 ** Number(slider.value) }); run(); });
 
   const panel = el('div', { className: 'step-panel' },
     el('h4', {}, `One step of learning on this image `, link),

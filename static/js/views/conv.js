@@ -5,7 +5,7 @@
 
 import { el, exact, figure, fmt, gap, hooked, numberGrid, paint } from '../draw/cells.js';
 import { range, scaleFor } from '../draw/heatmap.js';
-import { argmax, outputControls, pickable } from '../draw/picker.js';
+import { argmax, outputControls, pickable, pickedOr } from '../draw/picker.js';
 import { pair, sourceIndex, tapsAt, windowGeometry, windowMarks } from '../draw/window.js';
 import { LESSON, ZoomMap, cellSize } from '../draw/zoom.js';
 
@@ -150,25 +150,35 @@ export async function render(container, ctx) {
   const g = geometry(layer, weight, input, tensor);
   Object.assign(ctx, { weight, bias });
   const parts = layout(ctx, g);
-  const state = { pos: argmax(tensor, 0), chosen: null, outZoom: null, thumbs: [], allInputs: false };
+  // The person's choices (position, input channel, all inputs) are the store's: store.picked(layer).
+  // `drawn` is only what is on screen: the output map, the input thumbnails, the input channel shown.
+  const picked = () => store.picked(layer.name);
+  const fallback = argmax(tensor, 0);  // channel 0's largest value: where the lesson opens
+  const drawn = { outZoom: null, thumbs: [], input: null, allInputs: false };
+  const choose = changes => {
+    store.pick(layer.name, changes);
+    update();
+  };
 
-  const update = pos => {
-    if (!state.outZoom || pos.c !== state.pos.c) {
-      state.outZoom = outputMap(ctx, pos.c, (y, x) => controls.set({ y, x }));
-      parts.out.replaceChildren(state.outZoom.canvas, parts.outCaption);
+  const update = () => {
+    const pos = pickedOr(picked(), tensor.shape, fallback);
+    if (!drawn.outZoom || Number(drawn.outZoom.canvas.dataset.channel) !== pos.c) {
+      drawn.outZoom = outputMap(ctx, pos.c, (y, x) => controls.set({ y, x }));
+      parts.out.replaceChildren(drawn.outZoom.canvas, parts.outCaption);
     }
-    state.pos = pos;
     const n = { ...neuron(g, input, weight, bias, tensor, pos), c: pos.c };
     n.sumRange = Math.max(...n.channels.map(ch => Math.abs(ch.sum)), 1e-12);
     buildThumbs(n);
-    if (!n.channels.some(ch => ch.channel === state.chosen)) state.chosen = strongest(n.channels).channel;
-    state.outZoom.canvas.dataset.selected = `${pos.y},${pos.x}`;
-    state.outZoom.draw([{ top: pos.y, left: pos.x }]);
+    // The input channel picked, else the one on show, else the one that adds the most here.
+    const inGroup = channel => n.channels.some(ch => ch.channel === channel);
+    drawn.input = [picked().input, drawn.input].find(inGroup) ?? strongest(n.channels).channel;
+    drawn.outZoom.canvas.dataset.selected = `${pos.y},${pos.x}`;
+    drawn.outZoom.draw([{ top: pos.y, left: pos.x }]);
     parts.outCaption.textContent = `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(n.served, 4)}. Click any value.`;
     container.dataset.position = `${pos.c},${pos.y},${pos.x}`;
-    n.channels.forEach((ch, i) => { if (state.thumbs[i].button.isConnected) drawThumb(state.thumbs[i], ch, n); });
-    const ch = n.channels.find(c => c.channel === state.chosen);
-    parts.math.replaceChildren(mathRow(ctx, g, n, ch, state.thumbs[n.channels.indexOf(ch)]));
+    n.channels.forEach((ch, i) => { if (drawn.thumbs[i].button.isConnected) drawThumb(drawn.thumbs[i], ch, n, pos); });
+    const ch = n.channels.find(c => c.channel === drawn.input);
+    parts.math.replaceChildren(mathRow(ctx, g, n, ch, drawn.thumbs[n.channels.indexOf(ch)]));
     parts.equation.setAttribute('aria-live', controls.playing() ? 'off' : 'polite');
     parts.equation.replaceChildren(equation(n));
   };
@@ -176,31 +186,32 @@ export async function render(container, ctx) {
   // Input maps are drawn once per group; only the window moves.
   const buildThumbs = n => {
     const first = n.channels[0].channel;
-    if (state.thumbs.length && Number(state.thumbs[0].button.dataset.inputChannel) === first) return;
-    const target = n.channels.length === 1 ? LESSON.bigMap : n.channels.length <= 8 ? LESSON.midMap : LESSON.smallMap;
-    state.thumbs = n.channels.map(ch => inputThumb(ctx, g, ch.channel, target, channel => {
-      state.chosen = channel;
-      update(state.pos);
-    }));
-    showThumbs();
+    const all = Boolean(picked().allInputs);
+    if (drawn.thumbs.length && Number(drawn.thumbs[0].button.dataset.inputChannel) === first && drawn.allInputs === all) return;
+    if (!drawn.thumbs.length || Number(drawn.thumbs[0].button.dataset.inputChannel) !== first) {
+      const target = n.channels.length === 1 ? LESSON.bigMap : n.channels.length <= 8 ? LESSON.midMap : LESSON.smallMap;
+      drawn.thumbs = n.channels.map(ch => inputThumb(ctx, g, ch.channel, target, channel => choose({ input: channel })));
+    }
+    showThumbs(all);
   };
   // A deep layer reads 256 or 512 input channels: the first FIRST_INPUTS show, the rest on request
   // (all of them still count in the sum, and the chosen one's products show below either way).
-  const showThumbs = () => {
-    const shown = state.allInputs ? state.thumbs : state.thumbs.slice(0, FIRST_INPUTS);
+  const showThumbs = all => {
+    drawn.allInputs = all;
+    const shown = all ? drawn.thumbs : drawn.thumbs.slice(0, FIRST_INPUTS);
     parts.field.replaceChildren(...shown.map(t => t.button));
-    if (shown.length < state.thumbs.length) {
-      const more = el('button', 'more-channels', `Show all ${state.thumbs.length} input channels`);
+    if (shown.length < drawn.thumbs.length) {
+      const more = el('button', 'more-channels', `Show all ${drawn.thumbs.length} input channels`);
       more.type = 'button';
       more.dataset.action = 'all-inputs';
-      more.addEventListener('click', () => { state.allInputs = true; showThumbs(); update(state.pos); });
+      more.addEventListener('click', () => choose({ allInputs: true }));
       parts.field.append(more);
     }
   };
 
-  const drawThumb = (thumb, ch, n) => {
-    thumb.zoom.draw(windowMarks(g, state.pos.y, state.pos.x));
-    const chosen = ch.channel === state.chosen;
+  const drawThumb = (thumb, ch, n, pos) => {
+    thumb.zoom.draw(windowMarks(g, pos.y, pos.x));
+    const chosen = ch.channel === drawn.input;
     thumb.button.setAttribute('aria-pressed', String(chosen));
     thumb.button.setAttribute('aria-label', `input channel ${ch.channel}: sum of products ${fmt(ch.sum, 4)}; show its products`);
     thumb.name.textContent = n.channels.length > 1 ? `ch ${ch.channel}` : '';
@@ -209,7 +220,7 @@ export async function render(container, ctx) {
   };
 
   const controls = outputControls({ channels: tensor.shape[0], rows: tensor.shape[1], cols: tensor.shape[2],
-    start: state.pos, onChange: update });
+    start: pickedOr(picked(), tensor.shape, fallback), onChange: choose });
   const stage = el('div', 'conv-stage');
   const outBox = el('div', 'conv-out-box');
   outBox.append(el('p', 'step', '① Pick an output value'), parts.out);
@@ -224,5 +235,5 @@ export async function render(container, ctx) {
     controls.set({ c, y, x });
     container.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
   });
-  update(state.pos);
+  update();
 }

@@ -166,7 +166,10 @@ async function linear(container, { store, layer, tensor, input, weightsOf }) {
   const logits = givesLogits(store, layer) && tensor.data.length === store.model.classes.length;
   const classes = logits ? store.model.classes : null;
   const units = tensor.data.length;
-  const unit = logits ? store.result.prediction.index : tensor.data.indexOf(Math.max(...tensor.data));
+  // The unit picked (the store's), else the predicted class of the logits, else the largest output.
+  const picked = store.picked(layer.name).unit;
+  const unit = Number.isInteger(picked) && picked < units ? picked
+    : logits ? store.result.prediction.index : tensor.data.indexOf(Math.max(...tensor.data));
   const { weight, bias } = await weightsOf(store.model.id, layer.name);
   const n = weight.shape[1];
   const maps = flattenedFrom(store, layer);
@@ -174,7 +177,7 @@ async function linear(container, { store, layer, tensor, input, weightsOf }) {
   container.append(el('h3', {}, 'Which inputs drive an output'),
     el('p', { className: 'act-what' }, `Each of the ${units} outputs is a weighted sum of all ${n} inputs plus a bias: `,
       el('strong', {}, 'y = Σ w·x + b'), '. Blue inputs pushed the chosen output up, red ones pushed it down.'),
-    unitChooser(units, classes, unit, tensor.data, u => show(u)), section);
+    unitChooser(units, classes, unit, tensor.data, u => { store.pick(layer.name, { unit: u }); show(u); }), section);
 
   function show(u) {
     const w = weight.data.subarray(u * n, (u + 1) * n);

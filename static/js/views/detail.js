@@ -1,7 +1,7 @@
 // The current layer, large: every channel with a legend, the value under the pointer, the layer's
 // parameters, and the teaching view for its type.
 
-import { backwardUrl, forwardUrl } from '../api.js';
+import { backwardUrl, forwardUrl, weightsOf } from '../api.js';
 import { SIZES, legendGradient } from '../draw/colors.js';
 import { drawMap, mapCanvas, maps, scaleFor } from '../draw/heatmap.js';
 import { sig } from '../draw/dom.js';
@@ -71,7 +71,7 @@ function legend(lo, hi, mode) {
 
 /**
  * The channel canvases of the layer, one per map, each reading its value under the pointer from
- * `shown.tensor` (so a repaint for a new result needs no new listeners). A lesson may ask to hear
+ * `drawn.tensor` (so a repaint for a new result needs no new listeners). A lesson may ask to hear
  * of clicks on them (linkChannels).
  */
 const FIRST_CHANNELS = 64;  // a layer with more shows these first, and the rest on request
@@ -96,26 +96,28 @@ function channels(layer, tensor, readout, store) {
       const { y, x } = at(event);
       const index = strip ? y : c * h * w + y * w + x;
       const where = strip ? `[${y}]` : `channel ${c}, row ${y}, column ${x}`;
-      readout.textContent = `${where}: ${shown.tensor.data[index].toPrecision(5)}`;
+      readout.textContent = `${where}: ${drawn.tensor.data[index].toPrecision(5)}`;
     });
     canvas.addEventListener('click', event => {
       const { y, x } = at(event);
-      shown.onPick?.(c, y, x);
+      drawn.onPick?.(c, y, x);
     });
     grid.append(canvas);
   };
-  for (let c = 0; c < Math.min(count, FIRST_CHANNELS); c++) add(c);
-  if (count > FIRST_CHANNELS) {
+  const all = store.allChannels.has(layer.name);
+  for (let c = 0; c < (all ? count : Math.min(count, FIRST_CHANNELS)); c++) add(c);
+  if (count > FIRST_CHANNELS && !all) {
     const more = document.createElement('button');
     more.type = 'button';
     more.className = 'more-channels';
     more.dataset.action = 'all-channels';
     more.textContent = `Show all ${count} channels`;
     more.addEventListener('click', () => {
+      store.set({ allChannels: new Set([...store.allChannels, layer.name]) });
       more.remove();
       for (let c = FIRST_CHANNELS; c < count; c++) add(c);
-      paintChannels(grid, store, shown.tensor);
-      if (shown.onPick) grid.querySelectorAll('canvas').forEach(canvas => canvas.classList.add('pickable'));
+      paintChannels(grid, store, drawn.tensor);
+      if (drawn.onPick) grid.querySelectorAll('canvas').forEach(canvas => canvas.classList.add('pickable'));
     });
     grid.append(more);
   }
@@ -151,11 +153,12 @@ function legendFor(store, tensor) {
   return legend(lo, hi, store.scale);
 }
 
-// What the panel shows: {container, model, layer, mode, tensor, scale, range, grid, controls,
-// params, grads, lesson, onPick}. Another layer, model or mode rebuilds the panel; a new result or
-// colour scale only repaints the channels (and, for new values, redoes the lesson and the weight
-// gradients); the parameters stay as drawn.
-let shown = null;
+// A DOM cache, no choice of the person's (those are in the store): what the panel has drawn,
+// {container, model, layer, mode, tensor, scale, range, grid, controls, params, grads, lesson, onPick}.
+// Another layer, model or mode rebuilds the panel; a new result or colour scale only repaints the
+// channels and redoes the lesson (which reads its picks from the store), and for new values the
+// weight gradients; the parameters stay as drawn.
+let drawn = null;
 
 /** The skeleton for the store's layer: header, controls, channels, parameters, an empty lesson. */
 function build(container, store, layer, tensor) {
@@ -180,7 +183,7 @@ function build(container, store, layer, tensor) {
   const grid = channels(layer, tensor, readout, store);
   body.append(grid, params, grads);
   container.append(header(store, layer, tensor), controls, body, lesson);
-  shown = { container, model: store.model, layer, mode: store.mode, tensor: null, scale: null, range: null,
+  drawn = { container, model: store.model, layer, mode: store.mode, tensor: null, scale: null, range: null,
             grid, controls, grads, lesson, onPick: null, params: weights.render(params, store, layer) };
 }
 
@@ -191,18 +194,24 @@ function build(container, store, layer, tensor) {
 async function renderLesson(store, layer, tensor) {
   const lesson = document.createElement('section');
   lesson.className = 'lesson';
-  shown.lesson.replaceWith(lesson);
-  shown.lesson = lesson;
-  shown.onPick = null;
-  shown.grid.querySelectorAll('canvas').forEach(c => c.classList.remove('pickable'));
-  const panel = shown;
-  const [view] = await Promise.all([store.backward ? backwardView() : viewFor(store.layerTypes[layer.type]), panel.params]);
-  if (!view || panel.lesson !== lesson) return;
-  const linkChannels = pick => {
-    panel.onPick = pick;
-    panel.grid.querySelectorAll('canvas').forEach(c => c.classList.add('pickable'));
-  };
-  await view.render(lesson, { store, layer, tensor, input: store.tensor(layer.inputs[0]), weightsOf: weights.weightsOf, linkChannels });
+  // The new lesson keeps the old one's height until drawn, so the page does not jump under the reader.
+  lesson.style.minHeight = `${drawn.lesson.offsetHeight}px`;
+  drawn.lesson.replaceWith(lesson);
+  drawn.lesson = lesson;
+  drawn.onPick = null;
+  drawn.grid.querySelectorAll('canvas').forEach(c => c.classList.remove('pickable'));
+  const panel = drawn;
+  try {
+    const [view] = await Promise.all([store.backward ? backwardView() : viewFor(store.layerTypes[layer.type]), panel.params]);
+    if (!view || panel.lesson !== lesson) return;
+    const linkChannels = pick => {
+      panel.onPick = pick;
+      panel.grid.querySelectorAll('canvas').forEach(c => c.classList.add('pickable'));
+    };
+    await view.render(lesson, { store, layer, tensor, input: store.tensor(layer.inputs[0]), weightsOf, linkChannels });
+  } finally {
+    lesson.style.minHeight = '';
+  }
 }
 
 const backwardView = () => import('./backward.js');
@@ -212,7 +221,7 @@ export async function render(container, store) {
   const tensor = layer && store.shown(layer.name);
   if (!tensor) {
     container.replaceChildren();
-    shown = null;
+    drawn = null;
     if (layer && store.result && store.large) {  // main.js is fetching it (or its gradient)
       const wait = document.createElement('p');
       wait.className = 'hint';
@@ -222,18 +231,19 @@ export async function render(container, store) {
     }
     return;
   }
-  const same = shown && shown.container === container && shown.model === store.model && shown.layer === layer
-    && shown.mode === store.mode && shown.tensor?.shape.join('×') === tensor.shape.join('×')
-    && container.contains(shown.grid);
+  const same = drawn && drawn.container === container && drawn.model === store.model && drawn.layer === layer
+    && drawn.mode === store.mode && drawn.tensor?.shape.join('×') === tensor.shape.join('×')
+    && container.contains(drawn.grid);
   if (!same) build(container, store, layer, tensor);
-  const newValues = shown.tensor !== tensor;
-  if (newValues || shown.scale !== store.scale || shown.range !== store.shownRange) {
-    paintChannels(shown.grid, store, tensor);
-    shown.controls.querySelector('.legend').replaceWith(legendFor(store, tensor));
-    Object.assign(shown, { tensor, scale: store.scale, range: store.shownRange });
+  const newValues = drawn.tensor !== tensor;
+  const rescaled = drawn.scale !== store.scale || drawn.range !== store.shownRange;
+  if (newValues || rescaled) {
+    paintChannels(drawn.grid, store, tensor);
+    drawn.controls.querySelector('.legend').replaceWith(legendFor(store, tensor));
+    Object.assign(drawn, { tensor, scale: store.scale, range: store.shownRange });
   }
-  if (newValues) {
-    weights.renderGradients(shown.grads, store, layer);
-    await renderLesson(store, layer, tensor);
-  }
+  if (newValues) weights.renderGradients(drawn.grads, store, layer);
+  // The forward lessons colour their maps by the scale too; the backward one does not (and would ask
+  // the server for its optimizer step again).
+  if (newValues || (rescaled && !store.backward)) await renderLesson(store, layer, tensor);
 }

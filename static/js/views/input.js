@@ -1,5 +1,6 @@
 // Giving the model an image: samples, file button, drag and drop, paste, or drawing on a pad.
 
+import { image } from '../api.js';
 import { drawInput } from '../draw/heatmap.js';
 
 /** The shipped samples as buttons; for another source only which one is pressed changes. */
@@ -20,10 +21,7 @@ export function renderSamples(container, store, choose) {
     // A models file may ship samples without a label: then the sample is named by its id alone.
     button.setAttribute('aria-label', sample.label_name ? `Sample ${sample.id}, a ${sample.label_name}` : `Sample ${sample.id}`);
     button.setAttribute('aria-pressed', String(store.source?.sample === sample.id));
-    const img = document.createElement('img');
-    img.src = sample.url;
-    img.alt = '';
-    button.append(img);
+    button.append(image(sample.url));
     button.addEventListener('click', () => choose({ sample: sample.id, url: sample.url, label: sample.label_name }));
     container.append(button);
   }
@@ -111,13 +109,9 @@ export function renderInputs(original, prepared, store) {
   original.replaceChildren();
   const source = store.source;
   if (source?.url) {
-    const img = document.createElement('img');
     const name = imageName(source);
-    img.alt = `The image you gave: ${name}`;
-    img.addEventListener('error', () => img.replaceWith(
-      note(`${name} cannot be shown: the browser cannot read it as an image.`, 'unreadable')));
-    img.src = source.url;
-    original.append(img);
+    original.append(image(source.url, { alt: `The image you gave: ${name}`, onError: img => img.replaceWith(
+      note(`${name} cannot be shown: the browser cannot read it as an image.`, 'unreadable')) }));
   }
   const input = store.result?.input;
   if (input) {

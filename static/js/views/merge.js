@@ -7,7 +7,7 @@
 import { el, fmt } from '../draw/cells.js';
 import { range } from '../draw/heatmap.js';
 import { asOutputMap, at, channelMap, checkLine, n4, select, term } from '../draw/lesson.js';
-import { argmax, outputControls, pickable } from '../draw/picker.js';
+import { argmax, outputControls, pickable, pickedOr } from '../draw/picker.js';
 
 const AXES = ['channel', 'row', 'column'];  // the axes of one sample's [C, H, W]
 
@@ -61,49 +61,55 @@ function addLesson(container, ctx, sources) {
     'computed: the block only learns a correction to add to its input, and where it has nothing to add the signal ' +
     'passes through unchanged.');
   if (!heading(container, layer, intro, why)) return;
-  const state = { c: -1, maps: [] };
+  const drawn = { c: -1, maps: [], captions: [] };  // the maps on screen; the pick is the store's
   const stage = el('div', 'conv-stage'), result = el('div', 'conv-result'), note = el('p', 'hint');
   result.setAttribute('aria-live', 'polite');
   const caption = (s, v) => `${s.name} (${typeOf(s.name)}) = ${fmt(v, 4)}`;
 
-  const update = pos => {
+  const draw = pos => {
     const i = at(tensor.shape, pos);
-    if (pos.c !== state.c) {
+    if (pos.c !== drawn.c) {
       const opts = { store, range: sharedRange(store, [...sources.map(s => s.tensor), tensor], pos.c) };
       const pick = (y, x) => controls.set({ y, x });
-      state.maps = sources.map(s => {
+      drawn.maps = sources.map(s => {
         const zoom = channelMap(s.tensor, pos.c, opts);
         pickable(zoom, `${s.name} channel ${pos.c}`, pick);
         return zoom;
       });
-      state.maps.push(asOutputMap(channelMap(tensor, pos.c, opts), pos.c, `${layer.name} output channel ${pos.c}, ${h}×${w}`, pick));
-      state.captions = state.maps.map(() => el('figcaption'));
-      stage.replaceChildren(...state.maps.flatMap((zoom, k) => {
+      drawn.maps.push(asOutputMap(channelMap(tensor, pos.c, opts), pos.c, `${layer.name} output channel ${pos.c}, ${h}×${w}`, pick));
+      drawn.captions = drawn.maps.map(() => el('figcaption'));
+      stage.replaceChildren(...drawn.maps.flatMap((zoom, k) => {
         const fig = el('figure', 'conv-out');
-        fig.append(zoom.canvas, state.captions[k]);
+        fig.append(zoom.canvas, drawn.captions[k]);
         return k ? [el('span', 'op', k < sources.length ? '+' : '='), fig] : [fig];
       }));
       note.textContent = `One colour range for all ${sources.length + 1} maps: ${n4(opts.range[0])} … ${n4(opts.range[1])}. ` +
         `Mean |value| in channel ${pos.c}: ${sources.map(s => `${s.name} ${n4(meanAbs(s.tensor, pos.c))}`).join(', ')}.`;
-      state.c = pos.c;
+      drawn.c = pos.c;
     }
     const values = sources.map(s => s.tensor.data[i]);
     const scaled = values.map((v, k) => (k === values.length - 1 ? alpha * v : v));
     const served = tensor.data[i];
-    state.maps.forEach(zoom => select(zoom, pos.y, pos.x));
-    sources.forEach((s, k) => { state.captions[k].textContent = caption(s, values[k]); });
-    state.captions[sources.length].textContent = `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(served, 4)}. Click any value.`;
+    drawn.maps.forEach(zoom => select(zoom, pos.y, pos.x));
+    sources.forEach((s, k) => { drawn.captions[k].textContent = caption(s, values[k]); });
+    drawn.captions[sources.length].textContent = `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(served, 4)}. Click any value.`;
     container.dataset.position = `${pos.c},${pos.y},${pos.x}`;
     const parts = sources.map((s, k) => `${k ? ' + ' : ''}${k === values.length - 1 && alpha !== 1 ? `${alpha} · ` : ''}${s.name} ${k ? term(values[k]) : n4(values[k])}`);
     result.setAttribute('aria-live', controls.playing() ? 'off' : 'polite');
     result.replaceChildren(checkLine([el('span', '', parts.join(''))], scaled.reduce((a, b) => a + b, 0), served, ['mergeResult', 'mergeServed']));
   };
 
-  const controls = outputControls({ channels: C, rows: h, cols: w, start: argmax(tensor, 0), onChange: update });
+  const update = pos => {
+    store.pick(layer.name, pos);
+    draw(pos);
+  };
+
+  const start = pickedOr(store.picked(layer.name), tensor.shape, argmax(tensor, 0));
+  const controls = outputControls({ channels: C, rows: h, cols: w, start, onChange: update });
   container.append(controls.element, el('p', 'step', '① Pick a value of the sum (or of an input): the same place is marked in each'),
     stage, note, el('p', 'step', '② Add the values at that place'), result);
   ctx.linkChannels?.((c, y, x) => controls.set({ c, y, x }));
-  update(controls.get());
+  draw(controls.get());
 }
 
 function catLesson(container, ctx, sources) {
@@ -123,7 +129,7 @@ function catLesson(container, ctx, sources) {
   const intro = `${layer.name} stacks ${sources.map(s => s.name).join(', ')} along the ${AXES[axis] ?? `dim ${dim}`}s` +
     `${spans ? ` (${spans})` : ''}. Nothing is computed: every value is a copy of one input's value, so the next layer sees both branches at once.`;
   if (!heading(container, layer, intro, why)) return;
-  const state = { c: -1, key: '' };
+  const drawn = { c: -1, key: '', out: null, from: null };  // the maps on screen; the pick is the store's
   const out = el('figure', 'conv-out'), outCaption = el('figcaption');
   const from = el('figure', 'conv-out'), fromCaption = el('figcaption');
   const result = el('div', 'conv-result');
@@ -136,29 +142,35 @@ function catLesson(container, ctx, sources) {
     return { s: sources[k], pos: { c: p[0], y: p[1], x: p[2] } };
   };
 
-  const update = pos => {
-    if (pos.c !== state.c) {
-      state.out = asOutputMap(channelMap(tensor, pos.c, { store }), pos.c, `${layer.name} output channel ${pos.c}, ${h}×${w}`,
+  const draw = pos => {
+    if (pos.c !== drawn.c) {
+      drawn.out = asOutputMap(channelMap(tensor, pos.c, { store }), pos.c, `${layer.name} output channel ${pos.c}, ${h}×${w}`,
         (y, x) => controls.set({ y, x }));
-      out.replaceChildren(state.out.canvas, outCaption);
-      state.c = pos.c;
+      out.replaceChildren(drawn.out.canvas, outCaption);
+      drawn.c = pos.c;
     }
     const { s, pos: p } = source(pos);
-    if (state.key !== `${s.name}/${p.c}`) {
-      state.from = channelMap(s.tensor, p.c, { store });
-      from.replaceChildren(state.from.canvas, fromCaption);
-      state.key = `${s.name}/${p.c}`;
+    if (drawn.key !== `${s.name}/${p.c}`) {
+      drawn.from = channelMap(s.tensor, p.c, { store });
+      from.replaceChildren(drawn.from.canvas, fromCaption);
+      drawn.key = `${s.name}/${p.c}`;
     }
     const copied = s.tensor.data[at(s.tensor.shape, p)], served = tensor.data[at(tensor.shape, pos)];
-    select(state.out, pos.y, pos.x);
-    select(state.from, p.y, p.x);
+    select(drawn.out, pos.y, pos.x);
+    select(drawn.from, p.y, p.x);
     outCaption.textContent = `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(served, 4)}. Click any value.`;
     fromCaption.textContent = `${s.name} channel ${p.c}: row ${p.y}, column ${p.x} = ${fmt(copied, 4)}.`;
     container.dataset.position = `${pos.c},${pos.y},${pos.x}`;
     result.replaceChildren(checkLine([el('span', '', `copied from ${s.name}[${p.c}, ${p.y}, ${p.x}]`)], copied, served, ['mergeResult', 'mergeServed']));
   };
 
-  const controls = outputControls({ channels: C, rows: h, cols: w, start: argmax(tensor, 0), onChange: update });
+  const update = pos => {
+    store.pick(layer.name, pos);
+    draw(pos);
+  };
+
+  const start = pickedOr(store.picked(layer.name), tensor.shape, argmax(tensor, 0));
+  const controls = outputControls({ channels: C, rows: h, cols: w, start, onChange: update });
   const stage = el('div', 'conv-stage');
   const outBox = el('div', 'conv-out-box'), fromBox = el('div', 'conv-out-box');
   outBox.append(el('p', 'step', '① Pick an output value'), out);
@@ -166,7 +178,7 @@ function catLesson(container, ctx, sources) {
   stage.append(outBox, fromBox);
   container.append(controls.element, stage, result);
   ctx.linkChannels?.((c, y, x) => controls.set({ c, y, x }));
-  update(controls.get());
+  draw(controls.get());
 }
 
 export async function render(container, ctx) {

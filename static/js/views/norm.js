@@ -6,7 +6,7 @@
 import { chartCanvas, plotFrame, theme } from '../draw/chart.js';
 import { el, fmt } from '../draw/cells.js';
 import { asOutputMap, at, channelMap, checkLine, n4, select, term } from '../draw/lesson.js';
-import { argmax, outputControls } from '../draw/picker.js';
+import { argmax, outputControls, pickedOr } from '../draw/picker.js';
 
 const BLOCK = 64;  // channels per chart: the block of 64 that holds the picked channel
 const PLOT = { width: 420, height: 170 };
@@ -158,7 +158,7 @@ export async function render(container, ctx) {
   const eps = layer.attributes?.eps ?? 1e-5;
   const s = channels(p, input, eps);
   const [C, h, w] = tensor.shape;
-  const state = { c: -1 };
+  const drawn = { c: -1, out: null, in: null };  // the maps on screen; the pick is the store's
   const out = el('figure', 'conv-out'), outCaption = el('figcaption');
   const inBox = el('figure', 'conv-out'), inCaption = el('figcaption');
   const tables = el('div', 'dense-lists'), result = el('div', 'conv-result'), line = el('p', 'hint');
@@ -168,20 +168,20 @@ export async function render(container, ctx) {
     barChart(s.b, { label: 'shift b', hook: 'shift' }, pick)];
   const chartNote = el('p', 'hint');
 
-  const update = pos => {
-    if (pos.c !== state.c) {
-      state.out = asOutputMap(channelMap(tensor, pos.c, { store }), pos.c, `${layer.name} output channel ${pos.c}, ${h}×${w}`,
+  const draw = pos => {
+    if (pos.c !== drawn.c) {
+      drawn.out = asOutputMap(channelMap(tensor, pos.c, { store }), pos.c, `${layer.name} output channel ${pos.c}, ${h}×${w}`,
         (y, x) => controls.set({ y, x }));
-      state.in = channelMap(input, pos.c, { store });
-      state.in.canvas.setAttribute('role', 'img');
-      state.in.canvas.setAttribute('aria-label', `${layer.inputs[0]} channel ${pos.c}`);
-      out.replaceChildren(state.out.canvas, outCaption);
-      inBox.replaceChildren(state.in.canvas, inCaption);
-      state.c = pos.c;
+      drawn.in = channelMap(input, pos.c, { store });
+      drawn.in.canvas.setAttribute('role', 'img');
+      drawn.in.canvas.setAttribute('aria-label', `${layer.inputs[0]} channel ${pos.c}`);
+      out.replaceChildren(drawn.out.canvas, outCaption);
+      inBox.replaceChildren(drawn.in.canvas, inCaption);
+      drawn.c = pos.c;
     }
     const n = steps(s, eps, input, tensor, pos);
-    select(state.out, pos.y, pos.x);
-    select(state.in, pos.y, pos.x);
+    select(drawn.out, pos.y, pos.x);
+    select(drawn.in, pos.y, pos.x);
     container.dataset.position = `${pos.c},${pos.y},${pos.x}`;
     outCaption.textContent = `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(n.served, 4)}. Click any value.`;
     inCaption.textContent = `${layer.inputs[0]} channel ${pos.c}, the same place: x = ${fmt(n.x, 4)}. ` +
@@ -197,8 +197,13 @@ export async function render(container, ctx) {
     chartNote.textContent = `Channels ${from}–${to - 1}${C > BLOCK ? ` of ${C}` : ''}; blue: channel ${pos.c}. ` +
       'Dashed: a = 1, the size unchanged. Click a bar to pick its channel. ' + overview(s);
   };
+  const update = pos => {
+    store.pick(layer.name, pos);
+    draw(pos);
+  };
 
-  const controls = outputControls({ channels: C, rows: h, cols: w, start: argmax(tensor, 0), onChange: update });
+  const start = pickedOr(store.picked(layer.name), tensor.shape, argmax(tensor, 0));
+  const controls = outputControls({ channels: C, rows: h, cols: w, start, onChange: update });
   const stage = el('div', 'conv-stage');
   const outBox = el('div', 'conv-out-box'), inputBox = el('div', 'conv-out-box');
   outBox.append(el('p', 'step', '① Pick an output value'), out);
@@ -216,5 +221,5 @@ export async function render(container, ctx) {
     controls.element, stage, el('p', 'step', '③ Normalise with the channel\'s statistics, then scale by γ and shift by β'),
     tables, result, line, el('p', 'step', '④ Every channel is a line y = a·x + b'), chartRow, chartNote);
   ctx.linkChannels?.((c, y, x) => controls.set({ c, y, x }));
-  update(controls.get());
+  draw(controls.get());
 }

@@ -10,9 +10,10 @@ import { drawLinks } from './links.js';
 
 const GAP = 2;  // px on screen between two channels of a column
 
-// What is on screen: the container, the model and result it shows, and per column
-// {figure, canvas, layer, tensor's layout, ImageData}. Null until the first result.
-let view = null;
+// A DOM cache, no choice of the person's (fold, filter, expanded blocks are the store's): what is on
+// screen, the container, the model and result it shows, and per column {figure, canvas, layer,
+// tensor's layout, ImageData}. Null until the first result.
+let drawn = null;
 
 /**
  * How a tensor fills its column canvas. Channels of h×w are drawn `zoom`× (a whole number, so every
@@ -77,7 +78,7 @@ function setLayout(column, tensor) {
 function paint(store) {
   const { model, scale, backward } = store;
   const whole = store.shownRange;
-  for (const column of view.columns) {
+  for (const column of drawn.columns) {
     const { canvas, layer } = column;
     if (layer.name === 'input' && !backward) {
       drawInput(canvas, store.result.input, model.input.mean, model.input.std);
@@ -105,7 +106,7 @@ function paint(store) {
     }
     column.ctx.putImageData(column.image, 0, 0);
   }
-  Object.assign(view, painted(store));
+  Object.assign(drawn, painted(store));
 }
 
 /** The store fields a paint depends on: when none changed, the pixels on show are still right. */
@@ -224,7 +225,7 @@ function build(container, store) {
     column.toggle = toggle;
     column.figure.querySelector('figcaption').prepend(toggle);
   }
-  view = { container, model: store.model, columns, current: null, last };
+  drawn = { container, model: store.model, columns, current: null, last };
 }
 
 // Module classes that only hold other modules; a block is the first module inside them that does more.
@@ -248,12 +249,12 @@ function groupOf(layer) {
 function applyVisibility(store) {
   const query = store.filter.trim().toLowerCase();
   let shown = 0;
-  for (const column of view.columns.slice(1)) {
+  for (const column of drawn.columns.slice(1)) {
     const { layer, group, figure, toggle } = column;
     const folded = store.fold && group && !store.expanded.has(group.module);
     const match = !query || layer.name.toLowerCase().includes(query) || layer.type.includes(query)
       || (group && group.module.toLowerCase().includes(query));
-    const representative = group && view.last.get(group.module) === column;
+    const representative = group && drawn.last.get(group.module) === column;
     figure.hidden = query ? !match : Boolean(folded && !representative);
     figure.classList.toggle('folded', Boolean(!query && folded && representative));
     if (toggle) {
@@ -263,13 +264,13 @@ function applyVisibility(store) {
     }
     if (!figure.hidden) shown++;
   }
-  view.container.dataset.shown = shown;
+  drawn.container.dataset.shown = shown;
   // Arcs only for the graph as it runs: between the matches of a search they would mislead.
-  const key = query ? '' : view.columns.map(c => (c.figure.hidden ? 0 : 1)).join('');
-  if (key !== view.linksKey) {
-    view.linksKey = key;
-    if (query) drawLinks(view.container, [], view.last);
-    else drawLinks(view.container, view.columns, view.last);
+  const key = query ? '' : drawn.columns.map(c => (c.figure.hidden ? 0 : 1)).join('');
+  if (key !== drawn.linksKey) {
+    drawn.linksKey = key;
+    if (query) drawLinks(drawn.container, [], drawn.last);
+    else drawLinks(drawn.container, drawn.columns, drawn.last);
   }
 }
 
@@ -300,7 +301,7 @@ export function renderTools(container, store) {
   const fold = container.querySelector('[data-control=fold]');
   fold.checked = store.fold;
   fold.closest('label').hidden = !store.layers.some(layer => layer.scope?.length);
-  const shown = view?.container.dataset.shown;
+  const shown = drawn?.container.dataset.shown;
   container.querySelector('[data-view=shown-count]').textContent =
     shown === undefined ? '' : `${shown} of ${store.layers.length} layers shown`;
 }
@@ -310,16 +311,16 @@ export function renderTools(container, store) {
  * folded group, the group's column is marked.
  */
 function highlight(store) {
-  const column = view.columns[store.cursor + 1];
+  const column = drawn.columns[store.cursor + 1];
   let figure = column?.figure ?? null;
-  if (figure?.hidden && column.group) figure = view.last.get(column.group.module)?.figure ?? figure;
-  const { container } = view;
+  if (figure?.hidden && column.group) figure = drawn.last.get(column.group.module)?.figure ?? figure;
+  const { container } = drawn;
   // Scroll again when the columns changed width too (thumbnails arriving after blank columns).
-  if (figure === view.current && container.scrollWidth === view.scrollWidth) return;
-  view.scrollWidth = container.scrollWidth;
-  view.current?.classList.remove('current');
+  if (figure === drawn.current && container.scrollWidth === drawn.scrollWidth) return;
+  drawn.scrollWidth = container.scrollWidth;
+  drawn.current?.classList.remove('current');
   figure?.classList.add('current');
-  view.current = figure;
+  drawn.current = figure;
   if (!figure) return;
   const box = figure.getBoundingClientRect();
   const left = box.left - container.getBoundingClientRect().left - container.clientLeft + container.scrollLeft;
@@ -335,15 +336,15 @@ function highlight(store) {
 export function render(container, store) {
   if (!store.result) {
     container.replaceChildren();
-    view = null;
+    drawn = null;
     return;
   }
-  const fresh = !view || view.container !== container || view.model !== store.model
-    || view.columns[0].figure.parentNode !== container;
+  const fresh = !drawn || drawn.container !== container || drawn.model !== store.model
+    || drawn.columns[0].figure.parentNode !== container;
   if (fresh) build(container, store);
   const now = painted(store);
-  if (fresh || Object.keys(now).some(key => view[key] !== now[key])) paint(store);
+  if (fresh || Object.keys(now).some(key => drawn[key] !== now[key])) paint(store);
   applyVisibility(store);
-  view.current = fresh ? null : view.current;
+  drawn.current = fresh ? null : drawn.current;
   highlight(store);
 }

@@ -8,7 +8,7 @@ import { forwardTensor, forwardUrl } from '../api.js';
 import { el, figure, fmt, numberGrid } from '../draw/cells.js';
 import { drawInput } from '../draw/heatmap.js';
 import { asOutputMap, at, channelMap, checkLine, select } from '../draw/lesson.js';
-import { argmax, outputControls } from '../draw/picker.js';
+import { argmax, outputControls, pickedOr } from '../draw/picker.js';
 import { pair, tapsAt, windowGeometry, windowMarks } from '../draw/window.js';
 
 const LISTED = 256;  // a window of more values shows its sum only: a 56×56 grid of numbers reads as noise
@@ -97,7 +97,8 @@ function windowLesson(container, ctx) {
   const g = geometry(layer, input, tensor);
   const [C, h, w] = tensor.shape;
   const global = g.adaptive && h * w === 1;
-  const state = { c: -1 };
+  // The picked position is the store's (store.picked(layer)); `drawn` is only the maps on screen.
+  const drawn = { c: -1, out: null, in: null };
   const out = el('figure', 'conv-out'), outCaption = el('figcaption');
   const inBox = el('figure', 'conv-out'), inCaption = el('figcaption');
   const values = el('div', 'conv-math'), result = el('div', 'conv-result');
@@ -108,44 +109,49 @@ function windowLesson(container, ctx) {
   // Global pooling picks a channel from the grid of all of them; other pooling a cell of one channel.
   const outputMap = c => (global
     ? asOutputMap(channelGrid(tensor, store), 0, `${layer.name}: ${C} channels, one value each`,
-      (row, col) => controls.set({ c: Math.min(C - 1, row * state.out.gridCols + col) }))
+      (row, col) => controls.set({ c: Math.min(C - 1, row * drawn.out.gridCols + col) }))
     : asOutputMap(channelMap(tensor, c, { store }), c, `${layer.name} output channel ${c}, ${h}×${w}`,
       (y, x) => controls.set({ y, x })));
 
   const showChannel = c => {
-    if (!global || !state.out) {
-      state.out = outputMap(c);
-      out.replaceChildren(state.out.canvas, outCaption);
+    if (!global || !drawn.out) {
+      drawn.out = outputMap(c);
+      out.replaceChildren(drawn.out.canvas, outCaption);
     }
-    state.in = channelMap(input, c, { store, pad: g.drawPad });
-    state.in.canvas.setAttribute('role', 'img');
-    state.in.canvas.setAttribute('aria-label', `${layer.inputs[0]} channel ${c} with the pooling window`);
-    inBox.replaceChildren(state.in.canvas, inCaption);
-    state.c = c;
+    drawn.in = channelMap(input, c, { store, pad: g.drawPad });
+    drawn.in.canvas.setAttribute('role', 'img');
+    drawn.in.canvas.setAttribute('aria-label', `${layer.inputs[0]} channel ${c} with the pooling window`);
+    inBox.replaceChildren(drawn.in.canvas, inCaption);
+    drawn.c = c;
   };
 
-  const update = pos => {
-    if (pos.c !== state.c) showChannel(pos.c);
+  const draw = pos => {
+    if (pos.c !== drawn.c) showChannel(pos.c);
     const win = windowAt(g, pos.y, pos.x);
     const p = pooled(g, isMax, layer.attributes || {}, input, tensor, pos);
-    if (global) select(state.out, Math.floor(pos.c / state.out.gridCols), pos.c % state.out.gridCols);
-    else select(state.out, pos.y, pos.x);
+    if (global) select(drawn.out, Math.floor(pos.c / drawn.out.gridCols), pos.c % drawn.out.gridCols);
+    else select(drawn.out, pos.y, pos.x);
     const [py, px] = g.drawPad;
     const best = p.best ? [{ top: p.best.iy + py, left: p.best.ix + px, fill: true }] : [];
-    state.in.draw([...win.marks, ...best]);
+    drawn.in.draw([...win.marks, ...best]);
     outCaption.textContent = global
-      ? `${layer.name}: all ${C} channels, one value each, in rows of ${state.out.gridCols}; channel ${pos.c} = ${fmt(p.served, 4)}. Click any channel.`
+      ? `${layer.name}: all ${C} channels, one value each, in rows of ${drawn.out.gridCols}; channel ${pos.c} = ${fmt(p.served, 4)}. Click any channel.`
       : `${layer.name} channel ${pos.c}: row ${pos.y}, column ${pos.x} = ${fmt(p.served, 4)}. Click any value.`;
     inCaption.textContent = `${layer.inputs[0]} channel ${pos.c}; orange: the ${win.rows}×${win.cols} window` +
       `${isMax ? ', filled: the largest value' : ''}${g.drawPad.some(Boolean) ? `; dotted grey: ${padNote}` : ''}.`;
     container.dataset.position = `${pos.c},${pos.y},${pos.x}`;
-    values.replaceChildren(windowValues(p, win, isMax, padNote, state.in));
+    values.replaceChildren(windowValues(p, win, isMax, padNote, drawn.in));
     result.setAttribute('aria-live', controls.playing() ? 'off' : 'polite');
     result.replaceChildren(equation(isMax, p));
   };
+  const update = pos => {
+    store.pick(layer.name, pos);
+    draw(pos);
+  };
 
   // Global pooling opens on its largest channel, any other on channel 0's largest value.
-  const start = global ? { c: argmax({ shape: [1, 1, C], data: tensor.data }, 0).x, y: 0, x: 0 } : argmax(tensor, 0);
+  const fallback = global ? { c: argmax({ shape: [1, 1, C], data: tensor.data }, 0).x, y: 0, x: 0 } : argmax(tensor, 0);
+  const start = pickedOr(store.picked(layer.name), tensor.shape, fallback);
   const controls = outputControls({ channels: C, rows: h, cols: w, start, onChange: update });
   const stage = el('div', 'conv-stage');
   const outBox = el('div', 'conv-out-box'), inputBox = el('div', 'conv-out-box');
@@ -154,7 +160,7 @@ function windowLesson(container, ctx) {
   stage.append(outBox, inputBox);
   container.append(el('h3', '', `How one value of ${layer.name} is computed`), el('p', 'hint', intro(g, isMax, C)),
     controls.element, stage, el('p', 'step', isMax ? '③ Take the largest' : '③ Take the mean'), values, result);
-  update(controls.get());
+  draw(controls.get());
 }
 
 /** The window's values as a grid coloured like the input map, or only their count if there are many. */
@@ -246,6 +252,12 @@ function shiftLesson(container, ctx) {
   const direction = el('select');
   direction.dataset.control = 'shift-direction';
   for (const d of ['right', 'down', 'diagonal']) direction.append(new Option(d, d));
+  // The shift chosen is the store's, so it stays when the lesson is drawn again.
+  const { shift = 1, direction: way = 'right' } = store.picked(layer.name);
+  amount.value = String(shift);
+  direction.value = way;
+  amount.addEventListener('change', () => store.pick(layer.name, { shift: Number(amount.value) }));
+  direction.addEventListener('change', () => store.pick(layer.name, { direction: direction.value }));
   const go = el('button', '', 'Shift and measure');
   go.type = 'button';
   go.dataset.action = 'shift';

@@ -21,11 +21,11 @@ export function render(container, store) {
   let order = prediction.probabilities.map((_, i) => i);
   if (many) {
     order.sort((a, b) => prediction.probabilities[b] - prediction.probabilities[a]);
-    if (!container.showAll) order = order.slice(0, TOP);
+    if (!store.allClasses) order = order.slice(0, TOP);
   }
   const list = document.createElement('ol');
   list.className = 'bars';
-  list.setAttribute('aria-label', many && !container.showAll
+  list.setAttribute('aria-label', many && !store.allClasses
     ? `Probability of the ${TOP} most probable classes` : 'Probability of every class');
   for (const i of order) list.append(bar(classes[i], prediction.probabilities[i], i === prediction.index));
   container.append(head, list);
@@ -35,8 +35,8 @@ export function render(container, store) {
     toggle.type = 'button';
     toggle.className = 'link';
     toggle.dataset.action = 'all-classes';
-    toggle.textContent = container.showAll ? `Show the top ${TOP} only` : `Show all ${classes.length} classes`;
-    toggle.addEventListener('click', () => { container.showAll = !container.showAll; render(container, store); });
+    toggle.textContent = store.allClasses ? `Show the top ${TOP} only` : `Show all ${classes.length} classes`;
+    toggle.addEventListener('click', () => store.set({ allClasses: !store.allClasses }));  // main.js redraws
     container.append(toggle);
   }
 }

@@ -1,16 +1,8 @@
 // A layer's parameters drawn beside its maps: conv kernels as an out×in grid, matrices, bias strips.
 
-import { backwardUrl, getWeights, weightsUrl } from '../api.js';
+import { backwardUrl, weightsOf, weightsUrl } from '../api.js';
 import { SIZES } from '../draw/colors.js';
 import { drawMap, fillMap, mapCanvas, range } from '../draw/heatmap.js';
-
-const cache = new Map(); // "model/layer" -> Promise of weights; weights never change while served
-
-export function weightsOf(modelId, layer) {
-  const key = `${modelId}/${layer}`;
-  if (!cache.has(key)) cache.set(key, getWeights(modelId, layer));
-  return cache.get(key);
-}
 
 /** The colour range of a parameter, or of a gradient (`signed`: symmetric, zero in the middle). */
 function span(tensor, signed) {
