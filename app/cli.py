@@ -4,6 +4,7 @@
     convscope serve --model mypkg.net:make_net --input 3,224,224 [--weights net.safetensors]
                     [--classes classes.txt | --classes cat,dog] [--mean 0.5,0.5,0.5 --std 0.25,0.25,0.25] [--name Net]
     convscope check (the same model options)
+    convscope worker [--slots N]              (trains the lab's queued runs; see CONVSCOPE_REDIS_URL)
     convscope --version                       (python -m convscope ... is the same command)
 
 Your settings (CONVSCOPE_* variables, .env) and models are checked completely before the server
@@ -37,11 +38,18 @@ USAGE_ERROR = 2  # as argparse exits on a bad command line
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="convscope", description="Look inside convolutional neural networks.")
     top.add_argument("--version", action="version", version=f"convscope {__version__}")
-    commands = top.add_subparsers(dest="command", required=True, metavar="{serve,check}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="{serve,check,worker}")
     serve = commands.add_parser("serve", help="serve the page and the API", description=(
         "Serve the page and the REST API with the built-in models and your own."))
     check = commands.add_parser("check", help="check your models and summarise them", description=(
         "Load your models as `serve` would, and print one line per model."))
+    worker = commands.add_parser("worker", help="train the training lab's queued runs", description=(
+        "Take the training lab's runs off the job queue and train them, until stopped (Ctrl-C or SIGTERM "
+        "cancel the runs in hand). Every server and worker sharing a data folder (on one machine) or "
+        "CONVSCOPE_REDIS_URL and CONVSCOPE_DATABASE_URL (on several) shares the queue; set "
+        "CONVSCOPE_TRAINING_IN_SERVER=0 on the servers to leave all training to workers."))
+    worker.add_argument("--slots", type=_positive, help="runs trained at once (default: $CONVSCOPE_TRAINING_SLOTS "
+                        "or 1); each takes a core")
     for command in (serve, check):
         _model_options(command)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -126,12 +134,14 @@ def _positive(text: str) -> int:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The environment's (and .env's) settings with the command line's choices over them."""
     chosen: dict[str, Any] = {}  # pydantic-settings: keyword arguments win over the environment
-    if args.no_builtins:
+    if getattr(args, "no_builtins", False):
         chosen["builtins"] = False
-    if args.models_file is not None:
+    if getattr(args, "models_file", None) is not None:
         chosen["models_file"] = args.models_file
     if getattr(args, "threads", None) is not None:
         chosen["torch_threads"] = args.threads
+    if getattr(args, "slots", None) is not None:
+        chosen["training_slots"] = args.slots
     return Settings(**chosen)
 
 
@@ -143,8 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(settings_problem(exc), file=sys.stderr)
         return USAGE_ERROR
-    logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if args.command in ("serve", "worker") else logging.WARNING,
                         format="%(levelname)s:     %(message)s")  # uvicorn's look
+    if args.command == "worker":
+        return work(settings)
     try:
         table = model_table(args)
     except UsageError as exc:
@@ -185,6 +197,37 @@ def serve(settings: Settings, registry: Registry, host: str, port: int) -> int:
     names = ", ".join(m.id for m in registry)
     logging.getLogger("convscope").info("Serving %s on http://%s:%d", names, host, port)
     uvicorn.run(create_app(settings, registry), host=host, port=port)
+    return 0
+
+
+def work(settings: Settings) -> int:
+    """Train queued runs in `training_slots` threads until SIGINT or SIGTERM; then cancel the runs in
+    hand (their records say why) and stop."""
+    import signal
+    import threading
+
+    from convscope.config import database_url
+    from convscope.database.connect import open_database
+    from convscope.registry import Registry, set_threads
+    from convscope.training.datasets import Catalogue
+    from convscope.training.jobs import queue_for
+    from convscope.training.records import RunRecords
+    from convscope.training.runs import WORKER, RunManager
+
+    set_threads(settings.torch_threads)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    records = RunRecords(open_database(database_url(settings)))
+    manager = RunManager(settings, Registry(), Catalogue(settings.subsets_dir, settings.fashion_mnist_dir), records,
+                         queue=queue_for(settings), serve_models=False)
+    where = settings.redis_url or settings.data_dir
+    logging.getLogger("convscope").info("Worker %s training %d run(s) at once from %s", WORKER,
+                                        settings.training_slots, where)
+    stop.wait()
+    logging.getLogger("convscope").info("Worker %s stopping: cancelling the runs in hand", WORKER)
+    manager.shutdown()
+    records.engine.dispose()
     return 0
 
 

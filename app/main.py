@@ -26,6 +26,7 @@ from convscope.models_file import load_registry
 from convscope.registry import Registry, set_threads
 from convscope.resources import folder
 from convscope.training.datasets import Catalogue
+from convscope.training.jobs import queue_for
 from convscope.training.records import RunRecords
 from convscope.training.runs import RunManager
 
@@ -103,8 +104,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         catalogue = Catalogue(settings.subsets_dir, settings.fashion_mnist_dir)
         # Training steps wait while requests compute (read from the training thread: a plain int).
         records = RunRecords(open_database(database_url(settings)))  # earlier runs, and their models, are back
-        app.state.training = training = RunManager(settings, app.state.registry, catalogue, records,
-                                                   requests_busy=lambda: limiter.borrowed_tokens > 0)
+        app.state.training = training = RunManager(
+            settings, app.state.registry, catalogue, records, requests_busy=lambda: limiter.borrowed_tokens > 0,
+            queue=queue_for(settings), train=settings.training_in_server)
         restore_signals = on_exit_signals(training.begin_shutdown)
         try:
             yield

@@ -96,9 +96,9 @@ def start_server(*extra: str, env: dict[str, str] | None = None) -> tuple[subpro
 
 
 @contextmanager
-def serving(env: dict[str, str] | None = None) -> Iterator[str]:
-    """A real uvicorn server (see start_server) for the `with` block; yields its base URL."""
-    server, url = start_server(env=env)
+def serving(env: dict[str, str] | None = None, *extra: str) -> Iterator[str]:
+    """A real uvicorn server (see start_server; `extra`: uvicorn's options) for the `with` block; yields its URL."""
+    server, url = start_server(*extra, env=env)
     try:
         yield url
     finally:

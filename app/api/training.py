@@ -168,6 +168,7 @@ async def cancel_run(run: TrainingRunDep, training: TrainingDep, response: Respo
     training.cancel(run.id)
     with anyio.move_on_after(CANCEL_WAIT_SECONDS):
         await run.log.wait_closed()
+    run = await anyio.to_thread.run_sync(training.get, run.id)  # as it is now, wherever it trained
     if run.status not in FINAL:
         response.status_code = 202
     return summary(training, run)

@@ -36,6 +36,8 @@ class RunRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     cancel_reason: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(80))  # host:pid of the process training it
+    heartbeat: Mapped[float | None] = mapped_column(Float)  # when that process last said it is alive
 
 
 class EventRecord(Base):

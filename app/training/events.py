@@ -11,11 +11,14 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from convscope.codec import Encoding, encode
+
+if TYPE_CHECKING:
+    from convscope.training.records import RunRecords as RunRecordsLike
 
 KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing a quiet stream
 
@@ -120,3 +123,56 @@ class EventLog:
         """Return once the end event is in."""
         async for _ in self.follow(self.last_seq(), keepalive=3600):
             pass
+
+
+POLL_SECONDS = 0.2  # how often a stream of a run trained by another process looks for new events
+
+
+class StoredEventLog:
+    """The event log of a run that another process trains (or trained), read from its record: the
+    same interface as EventLog, followed by polling the database (the other process cannot wake us)."""
+
+    def __init__(self, records: "RunRecordsLike", run_id: str) -> None:
+        self._records, self._run_id = records, run_id
+
+    def since(self, seq: int) -> tuple[list[Event], bool]:
+        # Ended first, events second: a run's end event is written with its final status, so once
+        # it reads as ended, the events read after it include the end.
+        closed = self.closed
+        events = [Event(s, kind, fields, kernels) for s, kind, fields, kernels in self._records.events(self._run_id, seq)]
+        return events, closed
+
+    @property
+    def closed(self) -> bool:
+        record = self._records.run(self._run_id)
+        return record is None or record.status in ("done", "cancelled", "failed")
+
+    @property
+    def followers(self) -> int:
+        return 0
+
+    def last_seq(self) -> int:
+        return self._records.last_seq(self._run_id)
+
+    async def follow(self, after: int = -1, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[Event | None]:
+        """As EventLog.follow: each event after `after`, then each new one, until the end event."""
+        quiet = 0.0
+        while True:
+            events, closed = await asyncio.to_thread(self.since, after)
+            for event in events:
+                yield event
+                after = event.seq
+            if closed and not events:
+                return
+            if events:
+                quiet = 0.0
+                continue
+            await asyncio.sleep(POLL_SECONDS)
+            quiet += POLL_SECONDS
+            if quiet >= keepalive:
+                quiet = 0.0
+                yield None
+
+    async def wait_closed(self) -> None:
+        while not await asyncio.to_thread(lambda: self.closed):
+            await asyncio.sleep(POLL_SECONDS)

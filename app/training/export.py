@@ -18,8 +18,11 @@ from convscope.training.trainer import Trainer
 SAMPLES_PER_CLASS = 2
 
 
+RUN_MODEL_PREFIX = "run-"
+
+
 def model_id(run_id: str) -> str:
-    return f"run-{run_id}"
+    return f"{RUN_MODEL_PREFIX}{run_id}"
 
 
 def write_samples(trainer: Trainer, folder: Path, model: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from torch import Tensor
 
@@ -71,6 +71,99 @@ class RunRecords:
         """Every run, oldest first."""
         with self._session() as s:
             return list(s.scalars(select(RunRecord).order_by(RunRecord.created, RunRecord.id)))
+
+    def run(self, run_id: str) -> RunRecord | None:
+        with self._session() as s:
+            return s.get(RunRecord, run_id)
+
+    def count(self, *statuses: str) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(RunRecord).where(RunRecord.status.in_(statuses))) or 0)
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1 for the queued run that started waiting first, ...; None if this run is not queued."""
+        with self._session() as s:
+            queued = list(s.scalars(select(RunRecord.id).where(RunRecord.status == "queued")
+                                    .order_by(RunRecord.created, RunRecord.id)))
+        return queued.index(run_id) + 1 if run_id in queued else None
+
+    def claim(self, run_id: str, worker: str, now: float) -> bool:
+        """Take a queued run for training (queued -> running); False if it is not queued any more
+        (cancelled, deleted, or claimed by another consumer first). Atomic: one UPDATE."""
+        with self._session() as s, s.begin():
+            done = s.execute(update(RunRecord).where(RunRecord.id == run_id, RunRecord.status == "queued")
+                             .values(status="running", started=now, worker=worker, heartbeat=now))
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def end(self, run_id: str, from_statuses: tuple[str, ...], seq: int | None, fields: dict[str, Any],
+            **run_fields: Any) -> int | None:
+        """End a run that is in one of `from_statuses`: its row changed and its end event added (at
+        `seq`, or after its last event when None), in one transaction. The end event's seq, or None
+        (and nothing written) if the run was not in those statuses: another process ended it first."""
+        with self._session() as s, s.begin():
+            done = s.execute(update(RunRecord).where(RunRecord.id == run_id, RunRecord.status.in_(from_statuses))
+                             .values(**run_fields))
+            if not done.rowcount:  # type: ignore[attr-defined]
+                return None
+            if seq is None:
+                last = s.scalar(select(func.max(EventRecord.seq)).where(EventRecord.run_id == run_id))
+                seq = -1 if last is None else int(last)
+                seq += 1
+            s.add(EventRecord(run_id=run_id, seq=seq, type="end", fields=fields, kernels=None))
+            return seq
+
+    def ask_to_cancel(self, run_id: str, reason: str) -> bool:
+        """Tell whichever process trains this run to stop at its next step; False if it is not running."""
+        with self._session() as s, s.begin():
+            done = s.execute(update(RunRecord).where(RunRecord.id == run_id, RunRecord.status == "running")
+                             .values(cancel_requested=True, cancel_reason=reason))
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def cancel_asked(self, run_id: str) -> str | None:
+        """The reason, if someone asked for this run to stop."""
+        with self._session() as s:
+            row = s.execute(select(RunRecord.cancel_requested, RunRecord.cancel_reason)
+                            .where(RunRecord.id == run_id)).first()
+        return (row[1] or "Cancelled.") if row is not None and row[0] else None
+
+    def beat(self, run_ids: list[str], now: float) -> None:
+        """The process training these runs is alive."""
+        if run_ids:
+            with self._session() as s, s.begin():
+                s.execute(update(RunRecord).where(RunRecord.id.in_(run_ids), RunRecord.status == "running")
+                          .values(heartbeat=now))
+
+    def stale(self, before: float) -> list[RunRecord]:
+        """Running runs whose process has not said it is alive since `before`."""
+        with self._session() as s:
+            return list(s.scalars(select(RunRecord).where(
+                RunRecord.status == "running", or_(RunRecord.heartbeat < before, RunRecord.heartbeat.is_(None)))))
+
+    def queued(self) -> list[str]:
+        with self._session() as s:
+            return list(s.scalars(select(RunRecord.id).where(RunRecord.status == "queued")
+                                  .order_by(RunRecord.created, RunRecord.id)))
+
+    def last_seq(self, run_id: str) -> int:
+        with self._session() as s:
+            last = s.scalar(select(func.max(EventRecord.seq)).where(EventRecord.run_id == run_id))
+        return -1 if last is None else int(last)
+
+    def model_ids(self) -> list[str]:
+        """The models of the runs that are done, oldest first (a model stored just before its run
+        was cancelled or taken for dead is not one)."""
+        with self._session() as s:
+            return list(s.scalars(select(ModelRecord.id).join(RunRecord, RunRecord.id == ModelRecord.run_id)
+                                  .where(RunRecord.status == "done").order_by(RunRecord.created, RunRecord.id)))
+
+    def beyond(self, keep: int, final: tuple[str, ...]) -> list[str]:
+        """The ended runs to forget so that at most `keep` runs remain, oldest first."""
+        with self._session() as s:
+            total = int(s.scalar(select(func.count()).select_from(RunRecord)) or 0)
+            if total <= keep:
+                return []
+            return list(s.scalars(select(RunRecord.id).where(RunRecord.status.in_(final))
+                                  .order_by(RunRecord.created, RunRecord.id).limit(total - keep)))
 
     def events(self, run_id: str, after: int = -1) -> list[tuple[int, str, dict[str, Any], Tensor | None]]:
         """The run's events after seq `after`, in order: (seq, type, fields, kernels)."""

@@ -74,6 +74,15 @@ def start(client: TestClient, **body: Any) -> dict[str, Any]:
     return run
 
 
+def until_started(client: TestClient, run: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    """The run once the lab's consumer has taken it off the queue and started it."""
+    deadline = time.monotonic() + timeout
+    while (now := client.get(run["urls"]["run"]).json())["status"] == "queued":
+        assert time.monotonic() < deadline, f"run {run['id']} is still queued"
+        time.sleep(0.02)
+    return now
+
+
 def finish(client: TestClient, run: dict[str, Any]) -> dict[str, Any]:
     """Follow the run's events to the end; its final status."""
     events = sse(client, run["urls"]["events"])
@@ -97,7 +106,7 @@ def test_options_list_every_choice_with_defaults_and_limits(lab: TestClient) -> 
 
 def test_a_short_run_streams_its_events_in_order_learns_and_becomes_a_model_like_the_built_ins(lab: TestClient) -> None:
     run = start(lab, **SHORT)
-    assert run["status"] == "running" and run["total_steps"] == 30 and run["model"] is None
+    assert run["status"] in ("queued", "running") and run["total_steps"] == 30 and run["model"] is None
     events = sse(lab, run["urls"]["events"])
     assert [e["id"] for e in events] == list(range(len(events))) == [e["data"]["seq"] for e in events]
     kinds = [e["event"] for e in events]
@@ -169,11 +178,12 @@ def test_the_same_settings_and_seed_give_the_same_curve_and_weights(lab: TestCli
 
 def test_cancelling_a_running_and_a_queued_run_and_the_queue_limit(lab: TestClient) -> None:
     running = start(lab, **LONG)
+    assert until_started(lab, running)["status"] == "running"  # the one slot is taken
     queued = [start(lab, **TINY), start(lab, **TINY)]
     assert [q["status"] for q in queued] == ["queued", "queued"] and [q["queue_position"] for q in queued] == [1, 2]
     full = lab.post(R, json=TINY)
     assert full.status_code == 429
-    assert ErrorBody.model_validate(full.json()).detail.startswith("The training lab is busy: 1 run(s) training and 2 waiting")
+    assert ErrorBody.model_validate(full.json()).detail.startswith("The training lab is busy: 3 run(s) training or waiting")
 
     first = sse(lab, running["urls"]["events"], stop_after=2)  # it is training: start and a step
     assert [e["event"] for e in first] == ["start", "step"]
